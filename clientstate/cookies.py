@@ -1,0 +1,272 @@
+"""Cookie headers: parsing ``Cookie``, rendering ``Set-Cookie``, attribute rules.
+
+Parsing (RFC 6265 §5.4 syntax, read leniently as RFC 6265bis §5.6 asks):
+
+* A request may carry several ``Cookie`` header fields (HTTP/2 splits them,
+  RFC 9113 §8.2.3); their pairs are read in order as if joined with ``"; "``.
+* Each field is split on ``;``. A piece without ``=`` or with an empty name is
+  skipped; it never hides the pairs around it. Spaces and tabs around names and
+  values are trimmed. A value wrapped in one pair of double quotes
+  (``name="value"``, allowed by RFC 6265 §4.1.1) is unwrapped.
+* Duplicate names are kept, in order: :meth:`RequestCookies.get_all` returns
+  every value. clientstate's handlers treat more than one value for their
+  cookie as the ``ambiguous`` load error and pick none, because which
+  duplicate comes first depends on Path length and creation time, not on which
+  is genuine (RFC 6265bis §5.6.3 tells servers not to rely on the order). The
+  same parser serves WSGI and ASGI, so the policy is identical in both.
+
+Rendering: ``Set-Cookie: <name>=<value>`` followed by the attributes of
+:class:`CookieAttributes`, whose defaults are ``Path=/``, ``Secure``,
+``HttpOnly``, ``SameSite=Lax`` and no ``Domain``. A cookie is deleted with the
+same name, ``Path`` and ``Domain``, an empty value and ``Max-Age=0``
+(RFC 6265 §5.2.2: the cookie expires at once).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from typing import Final, Literal
+
+from clientstate.errors import ConfigurationError, CookieTooLarge
+
+__all__ = [
+    "MAX_COOKIE_BYTES",
+    "MAX_MAX_AGE",
+    "CookieAttributes",
+    "RequestCookies",
+    "check_cookie_size",
+    "parse_cookie_header",
+    "validate_cookie_name",
+]
+
+#: Browsers ignore a cookie whose name plus value exceeds this many bytes
+#: (RFC 6265bis §5.7 "name and value" limit).
+MAX_COOKIE_BYTES: Final = 4096
+#: Browsers cap Max-Age at 400 days (RFC 6265bis §5.6.1, 5.6.2), in seconds.
+MAX_MAX_AGE: Final = 400 * 24 * 3600
+
+SameSite = Literal["Strict", "Lax", "None"]
+
+# RFC 9110 §5.6.2 token characters: what RFC 6265 §4.1.1 allows in a cookie name.
+_TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Path and Domain attribute values: no controls, no ';' (RFC 6265 §4.1.1 av-octet).
+_AV: Final = re.compile(r"[\x20-\x3a\x3c-\x7e]*")
+
+
+def validate_cookie_name(name: str) -> str:
+    """Check that ``name`` is a valid cookie name (an RFC 9110 token).
+
+    Returns:
+        ``name`` unchanged.
+
+    Raises:
+        ConfigurationError: ``name`` is empty or has a character outside the
+            token set (space, ``=``, ``;``, ``,``, quotes, controls, non-ASCII).
+    """
+    if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+        raise ConfigurationError(
+            f"cookie name {name!r} is not a token (RFC 6265 §4.1.1): use letters, digits "
+            f"and !#$%&'*+-.^_`|~"
+        )
+    return name
+
+
+class CookieAttributes:
+    """The attributes of a ``Set-Cookie`` line (RFC 6265 §4.1.2, RFC 6265bis §5.6).
+
+    Args:
+        path: ``Path`` (default ``"/"``, the whole site); must start with ``/``.
+        domain: ``Domain``, or ``None`` (default) for a host-only cookie.
+        secure: ``Secure`` (default ``True``): only sent over HTTPS.
+        http_only: ``HttpOnly`` (default ``True``): hidden from JavaScript.
+        same_site: ``"Strict"``, ``"Lax"`` (default), ``"None"``, or ``None``
+            to omit the attribute.
+        max_age: ``Max-Age`` in seconds (0 to 400 days), or ``None`` (default)
+            for a cookie that ends with the browser session.
+
+    Raises:
+        ConfigurationError: an invalid value, ``SameSite=None`` without
+            ``Secure``, or a ``Max-Age`` outside 0 to 400 days. Prefix rules
+            are checked with :meth:`check_name`.
+    """
+
+    __slots__ = ("_rest", "_suffix", "domain", "http_only", "max_age", "path", "same_site", "secure")
+
+    def __init__(
+        self,
+        *,
+        path: str = "/",
+        domain: str | None = None,
+        secure: bool = True,
+        http_only: bool = True,
+        same_site: SameSite | None = "Lax",
+        max_age: int | None = None,
+    ) -> None:
+        if not isinstance(path, str) or not path.startswith("/") or not _AV.fullmatch(path):
+            raise ConfigurationError(
+                f"cookie Path must start with '/' and hold no ';' or control characters, "
+                f"got {path!r}"
+            )
+        if domain is not None and (
+            not isinstance(domain, str) or not domain or not _AV.fullmatch(domain) or " " in domain
+        ):
+            raise ConfigurationError(f"cookie Domain {domain!r} is not a valid domain")
+        if same_site not in ("Strict", "Lax", "None", None):
+            raise ConfigurationError(
+                f"SameSite must be 'Strict', 'Lax', 'None' or None, got {same_site!r}"
+            )
+        if same_site == "None" and not secure:
+            raise ConfigurationError(
+                "SameSite=None requires Secure: browsers reject such cookies "
+                "(RFC 6265bis §5.6.7)"
+            )
+        if max_age is not None and (
+            isinstance(max_age, bool) or not isinstance(max_age, int)
+            or not 0 <= max_age <= MAX_MAX_AGE
+        ):
+            raise ConfigurationError(
+                f"Max-Age must be an integer number of seconds from 0 to {MAX_MAX_AGE} "
+                f"(400 days, the cap browsers apply), got {max_age!r}"
+            )
+        self.path = path
+        self.domain = domain
+        self.secure = bool(secure)
+        self.http_only = bool(http_only)
+        self.same_site = same_site
+        self.max_age = max_age
+        # Everything but Max-Age, which may vary per cookie.
+        self._rest = self._render()
+        self._suffix = self._rest if max_age is None else f"; Max-Age={max_age}{self._rest}"
+
+    def _render(self) -> str:
+        parts = [f"; Path={self.path}"]
+        if self.domain is not None:
+            parts.append(f"; Domain={self.domain}")
+        if self.secure:
+            parts.append("; Secure")
+        if self.http_only:
+            parts.append("; HttpOnly")
+        if self.same_site is not None:
+            parts.append(f"; SameSite={self.same_site}")
+        return "".join(parts)
+
+    def check_name(self, name: str) -> None:
+        """Check ``name`` against these attributes, including the cookie prefixes.
+
+        ``__Secure-`` requires ``Secure``; ``__Host-`` requires ``Secure``,
+        ``Path=/`` and no ``Domain`` (RFC 6265bis §4.1.3). Prefixes are matched
+        case-insensitively, as browsers do.
+
+        Raises:
+            ConfigurationError: the name is not a token or breaks a prefix rule.
+        """
+        validate_cookie_name(name)
+        lower = name.lower()
+        if lower.startswith("__secure-") and not self.secure:
+            raise ConfigurationError(f"cookie {name!r}: the __Secure- prefix requires Secure")
+        if lower.startswith("__host-"):
+            if not self.secure:
+                raise ConfigurationError(f"cookie {name!r}: the __Host- prefix requires Secure")
+            if self.path != "/":
+                raise ConfigurationError(f"cookie {name!r}: the __Host- prefix requires Path=/")
+            if self.domain is not None:
+                raise ConfigurationError(f"cookie {name!r}: the __Host- prefix forbids Domain")
+
+    def set_cookie(self, name: str, value: str, max_age: int | None = None) -> str:
+        """The ``Set-Cookie`` field value that stores ``name=value``.
+
+        Args:
+            name: the cookie name (already validated by :meth:`check_name`).
+            value: the cookie value, cookie-octets only (RFC 6265 §4.1.1).
+            max_age: ``Max-Age`` in seconds for this cookie, overriding the
+                attributes' own; ``None`` keeps the attributes' ``max_age``.
+
+        Raises:
+            CookieTooLarge: name plus value exceeds 4096 bytes.
+        """
+        check_cookie_size(name, value)
+        if max_age is None:
+            return f"{name}={value}{self._suffix}"
+        return f"{name}={value}; Max-Age={max_age}{self._rest}"
+
+    def delete_cookie(self, name: str) -> str:
+        """The ``Set-Cookie`` value deleting ``name``: same Path and Domain, ``Max-Age=0``."""
+        return f"{name}=; Max-Age=0{self._rest}"
+
+    def __repr__(self) -> str:
+        return f"CookieAttributes({self._suffix[2:]!r})"
+
+
+
+def check_cookie_size(name: str, value: str) -> None:
+    """Raise :class:`~clientstate.errors.CookieTooLarge` if ``name`` plus ``value`` exceeds 4096 bytes."""
+    size = len(name.encode("utf-8")) + len(value.encode("utf-8"))
+    if size > MAX_COOKIE_BYTES:
+        raise CookieTooLarge(name, size, MAX_COOKIE_BYTES)
+
+
+def parse_cookie_header(header: str) -> Iterator[tuple[str, str]]:
+    """Yield the ``(name, value)`` pairs of one ``Cookie`` field value, in order.
+
+    Never raises for any ``str``; see the module docstring for the rules.
+    """
+    for piece in header.split(";"):
+        name, sep, value = piece.partition("=")
+        if not sep:
+            continue
+        name = name.strip(" \t")
+        if not name:
+            continue
+        value = value.strip(" \t")
+        if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+            value = value[1:-1]
+        yield name, value
+
+
+class RequestCookies:
+    """The cookies of one request, parsed lazily from its ``Cookie`` field values.
+
+    Args:
+        headers: every ``Cookie`` field value of the request, in order.
+            WSGI gives one (``HTTP_COOKIE``); ASGI may give several.
+    """
+
+    __slots__ = ("_headers", "_parsed")
+
+    def __init__(self, headers: Iterable[str] = ()) -> None:
+        self._headers = tuple(headers)
+        self._parsed: dict[str, list[str]] | None = None
+
+    @property
+    def headers(self) -> tuple[str, ...]:
+        """The ``Cookie`` field values this was built from."""
+        return self._headers
+
+    def _parse(self) -> dict[str, list[str]]:
+        parsed: dict[str, list[str]] = {}
+        for header in self._headers:
+            for name, value in parse_cookie_header(header):
+                parsed.setdefault(name, []).append(value)
+        self._parsed = parsed
+        return parsed
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value sent for ``name``, in order (empty if none)."""
+        parsed = self._parsed
+        if parsed is None:
+            if not any(name in h for h in self._headers):
+                return []
+            parsed = self._parse()
+        return parsed.get(name, [])
+
+    def names(self) -> list[str]:
+        """Every cookie name sent, each once, in first-seen order."""
+        parsed = self._parse() if self._parsed is None else self._parsed
+        return list(parsed)
+
+    def __bool__(self) -> bool:
+        return any(self._headers)
+
+    def __repr__(self) -> str:
+        return f"RequestCookies({self._headers!r})"

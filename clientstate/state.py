@@ -1,0 +1,207 @@
+"""State descriptors: what one piece of client state is and how it is encoded.
+
+A :class:`State` names a kind of client state, gives its type (a
+``msgspec.Struct`` or any type msgspec can encode and decode strictly), its
+schema version, and :class:`Migration` s from older versions.
+
+Encoding is msgspec MessagePack with deterministic ordering (map keys and sets
+sorted), so the encoding of a value is canonical: two values are *equal* for
+clientstate exactly when their encodings are equal. That is how ``setup()``
+decides whether a response needs a new cookie: the bytes that arrived are
+compared with the encoding of the value the application returns, so a nested
+change (even an in-place mutation of the loaded object) counts and an
+unchanged value does not.
+
+``None`` is never a state value: it means "no state" (and deletes the cookie).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from typing import Any, Generic, TypeVar
+
+import msgspec
+
+from clientstate.errors import ConfigurationError, ErrorKind, LoadError, StateEncodeError
+
+__all__ = ["Migration", "State"]
+
+T = TypeVar("T")
+
+_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+
+
+class Migration(Generic[T]):
+    """How values of one older schema version become values of the current one.
+
+    Args:
+        version: the older schema version (an integer below the state's version).
+        type: the msgspec-decodable type values had at that version.
+        upgrade: ``upgrade(old_value) -> current_value``; it may raise, which
+            makes the load a ``migration_failed`` error.
+
+    A state keeps one migration per older version it still accepts, each going
+    straight to the current type; write ``upgrade`` by composing the steps.
+    """
+
+    __slots__ = ("decoder", "type", "upgrade", "version")
+
+    def __init__(self, version: int, type: Any, upgrade: Callable[[Any], T]) -> None:
+        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+            raise ConfigurationError(f"migration version must be an integer >= 0, got {version!r}")
+        self.version = version
+        self.type = type
+        self.upgrade = upgrade
+        try:
+            self.decoder: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder(type)
+        except TypeError as exc:
+            raise ConfigurationError(
+                f"migration from version {version}: type {type!r} is not supported by msgspec: "
+                f"{exc}"
+            ) from None
+
+    def __repr__(self) -> str:
+        return f"Migration(version={self.version}, type={self.type!r})"
+
+
+class State(Generic[T]):
+    """A descriptor of one kind of client state.
+
+    Args:
+        name: a stable identifier, 1–128 characters of ``A–Z a–z 0–9 _ . : -``.
+            It is bound into every token, so a token for one state never loads
+            as another.
+        type: the value type: a ``msgspec.Struct``, or any type msgspec can
+            encode and decode strictly (``dict[str, int]``, ``list[Item]``,
+            ``Literal``, ``Annotated[int, msgspec.Meta(ge=0)]``, ...).
+        version: the current schema version, an integer >= 0 (default 1),
+            bound into every token. Bump it whenever ``type`` changes shape.
+        migrations: :class:`Migration` s from older versions; a token of an
+            older version with no migration fails to authenticate.
+
+    Raises:
+        ConfigurationError: a bad name or version, a type msgspec cannot
+            handle, a migration for a version that is not older than
+            ``version``, or two migrations for one version.
+    """
+
+    __slots__ = ("_decoder", "_encoder", "migrations", "name", "type", "version")
+
+    def __init__(
+        self,
+        name: str,
+        type: type[T] | Any,
+        *,
+        version: int = 1,
+        migrations: Iterable[Migration[T]] = (),
+    ) -> None:
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise ConfigurationError(
+                f"state name must be 1-128 characters of A-Z a-z 0-9 _ . : -, got {name!r}"
+            )
+        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+            raise ConfigurationError(f"schema version must be an integer >= 0, got {version!r}")
+        self.name = name
+        self.type = type
+        self.version = version
+        by_version: dict[int, Migration[T]] = {}
+        for migration in migrations:
+            if migration.version >= version:
+                raise ConfigurationError(
+                    f"state {name!r}: migration from version {migration.version} is not older "
+                    f"than the current version {version}"
+                )
+            if migration.version in by_version:
+                raise ConfigurationError(
+                    f"state {name!r}: two migrations from version {migration.version}"
+                )
+            by_version[migration.version] = migration
+        # Newest first: the order older versions are tried in.
+        self.migrations: tuple[Migration[T], ...] = tuple(
+            by_version[v] for v in sorted(by_version, reverse=True)
+        )
+        try:
+            self._decoder: msgspec.msgpack.Decoder[T] = msgspec.msgpack.Decoder(type)
+        except TypeError as exc:
+            raise ConfigurationError(
+                f"state {name!r}: type {type!r} is not supported by msgspec: {exc}"
+            ) from None
+        self._encoder = msgspec.msgpack.Encoder(order="deterministic")
+
+    @property
+    def versions(self) -> tuple[int, ...]:
+        """Schema versions accepted, the current one first, then older ones newest first."""
+        return (self.version, *(m.version for m in self.migrations))
+
+    def encode(self, value: T) -> bytes:
+        """Encode ``value`` canonically (msgspec MessagePack, deterministic order).
+
+        The encoding is checked by decoding it back as the state's type, so a
+        value that would not load again is refused here, where the developer
+        sees it, rather than logging the user out on the next request.
+
+        Raises:
+            StateEncodeError: ``value`` is ``None``, cannot be encoded, or does
+                not decode as ``type`` (for example a ``str`` in an ``int``
+                field), with msgspec's message naming the field.
+        """
+        if value is None:
+            raise StateEncodeError(self.name, "None means 'no state' and cannot be encoded")
+        try:
+            payload = self._encoder.encode(value)
+            self._decoder.decode(payload)
+        except (msgspec.EncodeError, msgspec.DecodeError, TypeError, ValueError) as exc:
+            raise StateEncodeError(self.name, str(exc)) from None
+        return payload
+
+    def decode(self, payload: bytes, version: int | None = None) -> T | LoadError:
+        """Decode a payload written at schema ``version`` (default: current), migrating it.
+
+        Never raises for bad input.
+
+        Returns:
+            the value, or a ``LoadError`` of kind ``state_decode`` (the payload
+            does not decode strictly as that version's type; the detail is
+            msgspec's message, naming the field) or ``migration_failed``.
+        """
+        if version is None or version == self.version:
+            try:
+                return self._decoder.decode(payload)
+            except (msgspec.DecodeError, ValueError, TypeError) as exc:
+                return LoadError(ErrorKind.STATE_DECODE, str(exc))
+        for migration in self.migrations:
+            if migration.version == version:
+                return self._migrate(migration, payload)
+        return LoadError(ErrorKind.STATE_DECODE, f"no migration from schema version {version}")
+
+    def _migrate(self, migration: Migration[T], payload: bytes) -> T | LoadError:
+        try:
+            old = migration.decoder.decode(payload)
+        except (msgspec.DecodeError, ValueError, TypeError) as exc:
+            return LoadError(
+                ErrorKind.STATE_DECODE, f"as schema version {migration.version}: {exc}"
+            )
+        try:
+            new = migration.upgrade(old)
+            # The migrated value must be a valid current value.
+            self.encode(new)
+        except Exception as exc:  # the application's code: any failure is a load error
+            return LoadError(
+                ErrorKind.MIGRATION_FAILED,
+                f"from schema version {migration.version}: {type(exc).__name__}: {exc}",
+            )
+        return new
+
+    def equal(self, a: T | None, b: T | None) -> bool:
+        """Whether two values (or ``None``) are the same state: equal canonical encodings.
+
+        Raises:
+            StateEncodeError: a value cannot be encoded as the state's type.
+        """
+        if a is None or b is None:
+            return a is None and b is None
+        return self.encode(a) == self.encode(b)
+
+    def __repr__(self) -> str:
+        return f"State({self.name!r}, {self.type!r}, version={self.version})"

@@ -1,0 +1,510 @@
+"""The token: the wire format of a client-stored cookie value, version 1.
+
+A token is canonical, unpadded base64url (RFC 4648 §5) of bytes laid out as
+below. All integers are unsigned big-endian; ``‖`` is concatenation.
+
+Authenticated mode (version byte ``0x01``), HMAC-SHA256 (RFC 2104, FIPS 180-4)::
+
+    token  = version(1)=0x01 ‖ key id(1) ‖ inner ‖ tag(32)
+    tag    = HMAC-SHA256(K_hmac[key id], AD ‖ version ‖ key id ‖ inner)
+
+Encrypted mode (version byte ``0x02``), AES-256-GCM (NIST SP 800-38D)::
+
+    token  = version(1)=0x02 ‖ key id(1) ‖ key salt(8) ‖ nonce(12) ‖ ciphertext ‖ tag(16)
+    ciphertext ‖ tag = AES-256-GCM(K_salt, nonce, inner, associated data =
+                                   AD ‖ version ‖ key id ‖ key salt ‖ nonce)
+    K_salt = HKDF-Expand-SHA256(K_aead[key id], info=b"clientstate/v1/aead-salt/" ‖ key salt, 32)
+
+Both modes::
+
+    inner  = flags(1) ‖ issued-at(8) ‖ [expires-at(8) iff flags bit 0] ‖ payload
+    flags  : bit 0 = expires-at present; bits 1–7 reserved, must be 0
+    issued-at, expires-at : seconds since the Unix epoch
+    payload: the state, msgspec MessagePack with deterministic map order
+    AD     = PAE(b"clientstate/v1", cookie name, state name, schema version)
+    PAE(x1..xn) = LE64(n) ‖ LE64(len x1) ‖ x1 ‖ ... ‖ LE64(len xn) ‖ xn
+
+``PAE`` is the length-prefixed pre-authentication encoding of PASETO; with it
+the associated data is unambiguous, so a token moved to another cookie name,
+state name or schema version fails authentication. The schema version is
+written as decimal ASCII. ``K_hmac`` and ``K_aead`` are the key's HKDF subkeys
+for the purposes ``hmac`` and ``aead`` (see :mod:`clientstate.keys`).
+
+Encryption: each process draws a random 8-byte key salt, derives ``K_salt``
+from it, and uses that subkey for at most 2**24 tokens before drawing a new
+salt; each token gets a fresh random 96-bit nonce. Under any one AES key there
+are therefore at most 2**24 random nonces, so the chance that a nonce repeats
+under one key stays below 2**-49 however many cookies a site writes (the
+random-nonce bound of SP 800-38D §8.3 applies per derived key, not per secret).
+
+Reading a token, in order, stopping at the first failure:
+
+1. length over the limit → ``too_large`` (before any decoding);
+2. characters outside ``[A-Za-z0-9_-]``, padding, a length of 1 mod 4, or
+   non-zero unused bits in the last character → ``malformed``;
+3. shorter than the fixed layout → ``malformed``;
+4. version byte not the handler's mode → ``unsupported_version``;
+5. key id not in the keyring → ``unknown_key``;
+6. HMAC (compared in constant time by ``cryptography``) or AEAD check fails →
+   ``authentication_failed``. Nothing past the version and key id (and, in
+   encrypted mode, the salt and nonce, which only select the subkey) is read
+   before this check passes;
+7. reserved flag bits set, or inner too short → ``malformed``.
+
+Time limits and decoding the payload into the state's type are the handler's
+work (:mod:`clientstate.handler`).
+
+Fixed overhead: authenticated 43 bytes (51 with expires-at), encrypted 47
+bytes (55 with expires-at), before base64url's 4/3 expansion.
+"""
+
+from __future__ import annotations
+
+import binascii
+import enum
+import itertools
+import os
+import struct
+import threading
+import weakref
+from collections.abc import Sequence
+from typing import Final, NamedTuple
+
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hashes, hmac
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+
+from clientstate.errors import (
+    AUTH_FAILED,
+    MALFORMED_BASE64,
+    MALFORMED_EMPTY,
+    MALFORMED_SHORT,
+    ErrorKind,
+    LoadError,
+)
+from clientstate.keys import Keyring
+
+__all__ = [
+    "AUTHENTICATED_OVERHEAD",
+    "ENCRYPTED_OVERHEAD",
+    "Mode",
+    "Opened",
+    "Peeked",
+    "TokenCodec",
+    "associated_data",
+    "b64url_decode",
+    "b64url_encode",
+    "peek",
+]
+
+_DOMAIN: Final = b"clientstate/v1"
+
+
+class Mode(enum.IntEnum):
+    """The token modes; the value is the version byte."""
+
+    #: HMAC-SHA256: the client can read the state but not change it.
+    AUTHENTICATED = 0x01
+    #: AES-256-GCM: the client can neither read nor change the state.
+    ENCRYPTED = 0x02
+
+
+_FLAG_EXPIRES: Final = 0x01
+_U64: Final = struct.Struct(">Q")
+_U64_MAX: Final = 2**64 - 1
+_HMAC_TAG: Final = 32
+_GCM_TAG: Final = 16
+_SALT: Final = 8
+_NONCE: Final = 12
+_INNER_MIN: Final = 1 + 8
+_A_HEADER: Final = 2
+_E_HEADER: Final = 2 + _SALT + _NONCE
+_SALT_USES: Final = 2**24
+_DECRYPT_CACHE: Final = 256
+
+#: Fixed bytes an authenticated token adds to the payload (without expires-at).
+AUTHENTICATED_OVERHEAD: Final = _A_HEADER + _INNER_MIN + _HMAC_TAG
+#: Fixed bytes an encrypted token adds to the payload (without expires-at).
+ENCRYPTED_OVERHEAD: Final = _E_HEADER + _INNER_MIN + _GCM_TAG
+
+_TO_STD: Final = str.maketrans("-_", "+/")
+_FROM_STD: Final = bytes.maketrans(b"+/", b"-_")
+_PAD: Final = ("", "", "==", "=")
+_ALPHABET: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+# For a length of 2 or 3 mod 4, the last character carries 4 or 2 unused low
+# bits, which canonical base64 sets to zero (RFC 4648 §3.5).
+_LAST_OK: Final = (
+    frozenset(),
+    frozenset(),
+    frozenset(c for i, c in enumerate(_ALPHABET) if i & 0x0F == 0),
+    frozenset(c for i, c in enumerate(_ALPHABET) if i & 0x03 == 0),
+)
+
+
+def b64url_encode(data: bytes) -> str:
+    """Canonical unpadded base64url (RFC 4648 §5, no ``=``) of ``data``."""
+    return binascii.b2a_base64(data, newline=False).translate(_FROM_STD).rstrip(b"=").decode(
+        "ascii"
+    )
+
+
+def b64url_decode(text: str) -> bytes | None:
+    """Strictly decode canonical unpadded base64url; ``None`` if ``text`` is anything else.
+
+    Rejected: characters outside ``A–Z a–z 0–9 - _`` (``+``, ``/``, ``=``,
+    whitespace, percent-escapes, non-ASCII), a length of 1 mod 4, and non-zero
+    unused bits in the last character, so exactly one string decodes to each
+    byte string. The empty string decodes to ``b""``.
+    """
+    rem = len(text) % 4
+    if rem == 1 or "+" in text or "/" in text or "=" in text:
+        return None
+    if rem and text[-1] not in _LAST_OK[rem]:
+        return None
+    try:
+        return binascii.a2b_base64(text.translate(_TO_STD) + _PAD[rem], strict_mode=True)
+    except (binascii.Error, ValueError):
+        # ValueError: non-ASCII characters in a str argument.
+        return None
+
+
+def associated_data(cookie_name: str, state_name: str, schema_version: int) -> bytes:
+    """The associated data binding a token to its cookie, state and schema version.
+
+    ``PAE(b"clientstate/v1", cookie name, state name, schema version)`` with
+    PASETO's pre-authentication encoding (little-endian 64-bit count, then each
+    item as little-endian 64-bit length and bytes). Names are UTF-8; the
+    schema version is decimal ASCII.
+    """
+    items = (
+        _DOMAIN,
+        cookie_name.encode("utf-8"),
+        state_name.encode("utf-8"),
+        str(schema_version).encode("ascii"),
+    )
+    out = [len(items).to_bytes(8, "little")]
+    for item in items:
+        out.append(len(item).to_bytes(8, "little"))
+        out.append(item)
+    return b"".join(out)
+
+
+class Opened(NamedTuple):
+    """A token that authenticated.
+
+    Attributes:
+        payload: the state's MessagePack bytes (not yet decoded).
+        issued_at: seconds since the Unix epoch.
+        expires_at: seconds since the Unix epoch, or ``None``.
+        key_id: the id of the key that verified it.
+        schema_version: the schema version whose associated data verified it.
+    """
+
+    payload: bytes
+    issued_at: int
+    expires_at: int | None
+    key_id: int
+    schema_version: int
+
+
+class Peeked(NamedTuple):
+    """What a token shows without any key (see :func:`peek`).
+
+    Attributes:
+        mode: the token's mode, from its version byte.
+        key_id: the key id in the header.
+        issued_at, expires_at, payload: for authenticated tokens, the
+            *unverified* inner fields; ``None`` for encrypted tokens.
+    """
+
+    mode: Mode
+    key_id: int
+    issued_at: int | None
+    expires_at: int | None
+    payload: bytes | None
+
+
+def _inner(payload: bytes, issued_at: int, expires_at: int | None) -> bytes:
+    if not 0 <= issued_at <= _U64_MAX:
+        raise ValueError(f"issued-at {issued_at} is outside 0..2**64-1")
+    if expires_at is None:
+        return b"\x00" + _U64.pack(issued_at) + payload
+    if not 0 <= expires_at <= _U64_MAX:
+        raise ValueError(f"expires-at {expires_at} is outside 0..2**64-1")
+    return b"\x01" + _U64.pack(issued_at) + _U64.pack(expires_at) + payload
+
+
+def _parse_inner(inner: bytes) -> tuple[bytes, int, int | None] | LoadError:
+    if len(inner) < _INNER_MIN:
+        return MALFORMED_SHORT
+    flags = inner[0]
+    if flags & ~_FLAG_EXPIRES:
+        return LoadError(ErrorKind.MALFORMED, f"reserved flag bits set (flags=0x{flags:02x})")
+    issued_at = _U64.unpack_from(inner, 1)[0]
+    if flags & _FLAG_EXPIRES:
+        if len(inner) < _INNER_MIN + 8:
+            return MALFORMED_SHORT
+        return inner[17:], issued_at, _U64.unpack_from(inner, 9)[0]
+    return inner[9:], issued_at, None
+
+
+def peek(value: str) -> Peeked | LoadError:
+    """Read what a token shows without verifying it. Never raises.
+
+    For authenticated tokens the inner fields are readable (authenticated is not
+    encrypted) but **unverified**: anyone can write them. For encrypted tokens
+    only the mode and key id are readable. Used by ``python -m clientstate
+    inspect --no-verify``.
+    """
+    raw = b64url_decode(value)
+    if raw is None:
+        return MALFORMED_BASE64
+    if len(raw) < 2:
+        return MALFORMED_SHORT
+    try:
+        mode = Mode(raw[0])
+    except ValueError:
+        return LoadError(ErrorKind.UNSUPPORTED_VERSION, f"unknown version byte 0x{raw[0]:02x}")
+    if mode is Mode.ENCRYPTED:
+        if len(raw) < ENCRYPTED_OVERHEAD:
+            return MALFORMED_SHORT
+        return Peeked(mode, raw[1], None, None, None)
+    if len(raw) < AUTHENTICATED_OVERHEAD:
+        return MALFORMED_SHORT
+    inner = _parse_inner(raw[2:-_HMAC_TAG])
+    if isinstance(inner, LoadError):
+        return inner
+    payload, issued_at, expires_at = inner
+    return Peeked(mode, raw[1], issued_at, expires_at, payload)
+
+
+class _Sealer:
+    """The current encryption subkey of this process: salt, AEAD object, uses left."""
+
+    __slots__ = ("aead", "key_id", "salt", "uses")
+
+    def __init__(self, key_id: int, aead_key: bytes) -> None:
+        self.key_id = key_id
+        self.salt = os.urandom(_SALT)
+        self.aead = AESGCM(_salt_key(aead_key, self.salt))
+        self.uses = itertools.count()
+
+
+def _salt_key(aead_key: bytes, salt: bytes) -> bytes:
+    return HKDFExpand(hashes.SHA256(), 32, b"clientstate/v1/aead-salt/" + salt).derive(aead_key)
+
+
+# Encrypting codecs draw a new key salt in a forked child, so that workers forked
+# from one parent never share a salt.
+_ENCRYPTING: Final[weakref.WeakSet[TokenCodec]] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    for codec in list(_ENCRYPTING):
+        codec._lock = threading.Lock()
+        codec._new_sealer()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
+class TokenCodec:
+    """Seals and opens tokens for one (keyring, mode, cookie name, state name).
+
+    Everything constant is computed once here: the associated data, an HMAC
+    object per key already fed with it, and the AEAD subkeys.
+
+    Args:
+        keyring: the keys; tokens are sealed under ``keyring.current``.
+        mode: :class:`Mode` of the tokens written and the only one accepted.
+        cookie_name: bound into the associated data.
+        state_name: bound into the associated data.
+        schema_versions: schema versions accepted, the current (written) one
+            first. Older versions are tried in order only when the current one
+            fails to authenticate, so migrations need no version field on the wire.
+        max_length: longest token accepted, in characters; longer values are
+            ``too_large`` before any decoding.
+
+    Raises:
+        ValueError: ``schema_versions`` is empty.
+    """
+
+    def __init__(
+        self,
+        keyring: Keyring,
+        mode: Mode,
+        cookie_name: str,
+        state_name: str,
+        schema_versions: Sequence[int],
+        max_length: int,
+    ) -> None:
+        if not schema_versions:
+            raise ValueError("at least one schema version is required")
+        self.keyring = keyring
+        self.mode = Mode(mode)
+        self.max_length = max_length
+        self._versions = tuple(schema_versions)
+        self._ads = tuple(associated_data(cookie_name, state_name, v) for v in self._versions)
+        self._current_id = keyring.current.key_id
+        self._lock = threading.Lock()
+        # Authenticated mode: per key id, one HMAC per schema version, fed with AD.
+        self._macs: dict[int, tuple[hmac.HMAC, ...]] = {}
+        # Encrypted mode: per key id, the aead subkey; one sealer for the current key.
+        self._aead_keys: dict[int, bytes] = {}
+        self._openers: dict[tuple[int, bytes], AESGCM] = {}
+        for key in keyring.keys:
+            if self.mode is Mode.AUTHENTICATED:
+                base = hmac.HMAC(key.subkey(b"hmac"), hashes.SHA256())
+                per_version = []
+                for ad in self._ads:
+                    h = base.copy()
+                    h.update(ad)
+                    per_version.append(h)
+                self._macs[key.key_id] = tuple(per_version)
+            else:
+                self._aead_keys[key.key_id] = key.subkey(b"aead")
+        self._sealer: _Sealer | None = None
+        if self.mode is Mode.ENCRYPTED:
+            self._new_sealer()
+            _ENCRYPTING.add(self)
+
+    @property
+    def current_key_id(self) -> int:
+        """The key id new tokens are sealed with."""
+        return self._current_id
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version new tokens are bound to."""
+        return self._versions[0]
+
+    def seal(self, payload: bytes, issued_at: int, expires_at: int | None = None) -> str:
+        """Seal ``payload`` into a token under the current key and schema version.
+
+        Args:
+            payload: the encoded state (bytes).
+            issued_at: seconds since the Unix epoch, 0 to 2**64-1.
+            expires_at: seconds since the Unix epoch, or ``None`` for no expiry.
+
+        Raises:
+            ValueError: a time outside 0 to 2**64-1.
+        """
+        return self.seal_inner(_inner(payload, issued_at, expires_at))
+
+    def seal_inner(self, inner: bytes) -> str:
+        """Seal raw inner bytes (flags, times, payload) without checking them.
+
+        :meth:`seal` is the public way; this exists so tests can play a writer
+        holding the key that emits malformed inner content.
+        """
+        if self.mode is Mode.AUTHENTICATED:
+            head = b"\x01" + bytes((self._current_id,)) + inner
+            mac = self._macs[self._current_id][0].copy()
+            mac.update(head)
+            return b64url_encode(head + mac.finalize())
+        sealer = self._sealer
+        assert sealer is not None
+        if next(sealer.uses) >= _SALT_USES:
+            sealer = self._new_sealer()
+            next(sealer.uses)
+        nonce = os.urandom(_NONCE)
+        header = b"\x02" + bytes((self._current_id,)) + sealer.salt + nonce
+        return b64url_encode(header + sealer.aead.encrypt(nonce, inner, self._ads[0] + header))
+
+    def _new_sealer(self) -> _Sealer:
+        with self._lock:
+            sealer = _Sealer(self._current_id, self._aead_keys[self._current_id])
+            self._sealer = sealer
+            return sealer
+
+    def open(self, value: str) -> Opened | LoadError:
+        """Verify (or decrypt) a token. Never raises; every failure is a :class:`LoadError`.
+
+        Returns:
+            :class:`Opened` with the payload bytes and the authenticated times,
+            or a ``LoadError`` of kind ``too_large``, ``malformed``,
+            ``unsupported_version``, ``unknown_key`` or ``authentication_failed``.
+        """
+        if len(value) > self.max_length:
+            return LoadError(
+                ErrorKind.TOO_LARGE,
+                f"cookie value is {len(value)} characters, over the {self.max_length} accepted",
+            )
+        if not value:
+            return MALFORMED_EMPTY
+        raw = b64url_decode(value)
+        if raw is None:
+            return MALFORMED_BASE64
+        if self.mode is Mode.AUTHENTICATED:
+            return self._open_authenticated(raw)
+        return self._open_encrypted(raw)
+
+    def _check_header(self, raw: bytes, minimum: int) -> LoadError | None:
+        if len(raw) < minimum:
+            return MALFORMED_SHORT
+        if raw[0] != self.mode:
+            return LoadError(
+                ErrorKind.UNSUPPORTED_VERSION,
+                f"version byte 0x{raw[0]:02x}; this handler reads only "
+                f"0x{self.mode.value:02x} ({self.mode.name.lower()})",
+            )
+        return None
+
+    def _open_authenticated(self, raw: bytes) -> Opened | LoadError:
+        bad = self._check_header(raw, AUTHENTICATED_OVERHEAD)
+        if bad is not None:
+            return bad
+        macs = self._macs.get(raw[1])
+        if macs is None:
+            return LoadError(ErrorKind.UNKNOWN_KEY, f"key id {raw[1]} is not in the keyring")
+        signed = raw[:-_HMAC_TAG]
+        tag = raw[-_HMAC_TAG:]
+        for index, prefix in enumerate(macs):
+            mac = prefix.copy()
+            mac.update(signed)
+            try:
+                mac.verify(tag)  # constant-time comparison inside cryptography
+            except InvalidSignature:
+                continue
+            return self._opened(signed[_A_HEADER:], raw[1], index)
+        return AUTH_FAILED
+
+    def _open_encrypted(self, raw: bytes) -> Opened | LoadError:
+        bad = self._check_header(raw, ENCRYPTED_OVERHEAD)
+        if bad is not None:
+            return bad
+        key_id = raw[1]
+        aead_key = self._aead_keys.get(key_id)
+        if aead_key is None:
+            return LoadError(ErrorKind.UNKNOWN_KEY, f"key id {key_id} is not in the keyring")
+        header = raw[:_E_HEADER]
+        salt = raw[2 : 2 + _SALT]
+        cache_key = (key_id, salt)
+        aead = self._openers.get(cache_key)
+        cached = aead is not None
+        if aead is None:
+            aead = AESGCM(_salt_key(aead_key, salt))
+        nonce = raw[2 + _SALT : _E_HEADER]
+        sealed = raw[_E_HEADER:]
+        for index, ad in enumerate(self._ads):
+            try:
+                inner = aead.decrypt(nonce, sealed, ad + header)
+            except InvalidTag:
+                continue
+            if not cached:
+                # Only subkeys of authenticated tokens are cached, so forged salts
+                # cannot evict the real ones.
+                with self._lock:
+                    if len(self._openers) >= _DECRYPT_CACHE:
+                        self._openers.pop(next(iter(self._openers)))
+                    self._openers[cache_key] = aead
+            return self._opened(inner, key_id, index)
+        return AUTH_FAILED
+
+    def _opened(self, inner: bytes, key_id: int, index: int) -> Opened | LoadError:
+        parsed = _parse_inner(inner)
+        if isinstance(parsed, LoadError):
+            return parsed
+        payload, issued_at, expires_at = parsed
+        return Opened(payload, issued_at, expires_at, key_id, self._versions[index])
