@@ -1,0 +1,7 @@
+"""``python -m clientstate``: see :mod:`clientstate.cli`."""
+
+import sys
+
+from clientstate.cli import main
+
+sys.exit(main())

@@ -1,0 +1,265 @@
+"""Command line: ``python -m clientstate {demo,keygen,inspect}``.
+
+* ``demo`` serves the example app over real HTTP (see :mod:`clientstate.demo`).
+* ``keygen`` prints a new key in the text form ``CLIENTSTATE_KEYS`` accepts,
+  or, with ``--add-to``, a whole keyring with a new key added for rotation.
+* ``inspect`` verifies (or decrypts) a cookie with the configured keys and
+  prints what it holds; with ``--no-verify`` it prints only what can be read
+  without keys. It exits 1 with the error kind when the cookie would not load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+import msgspec
+
+from clientstate.cookies import MAX_COOKIE_BYTES
+from clientstate.errors import ErrorKind, KeyFormatError, LoadError
+from clientstate.keys import ENV_VAR, MIN_SECRET_BYTES, Keyring, generate_key
+from clientstate.token import Mode, Opened, Peeked, TokenCodec, peek
+
+__all__ = ["main"]
+
+_MODE_NAMES = {
+    Mode.AUTHENTICATED: "authenticated (HMAC-SHA256)",
+    Mode.ENCRYPTED: "encrypted (AES-256-GCM)",
+}
+
+
+def _utc(seconds: int) -> str:
+    try:
+        moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+    except (OverflowError, OSError, ValueError):
+        return f"{seconds} (beyond the calendar range)"
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _split_cookie(text: str) -> tuple[str | None, str]:
+    """Accept ``VALUE``, ``NAME=VALUE`` or a whole ``Set-Cookie`` line; return (name, value)."""
+    text = text.strip()
+    if text.lower().startswith("set-cookie:"):
+        text = text[len("set-cookie:"):].strip()
+    text = text.split(";", 1)[0].strip()
+    # Tokens are base64url, which never contains '=': a '=' separates a name.
+    name, sep, value = text.partition("=")
+    if sep:
+        return name.strip(), value.strip()
+    return None, text
+
+
+def _print_fields(out: TextIO, fields: list[tuple[str, str]]) -> None:
+    width = max(len(k) for k, _ in fields)
+    for key, value in fields:
+        print(f"{key + ':':<{width + 1}} {value}", file=out)
+
+
+def _state_json(payload: bytes) -> str:
+    try:
+        value: Any = msgspec.msgpack.decode(payload)
+        return msgspec.json.encode(value).decode()
+    except (msgspec.DecodeError, msgspec.EncodeError, TypeError, ValueError) as exc:
+        return f"<payload of {len(payload)} bytes that is not MessagePack: {exc}>"
+
+
+def _time_fields(issued_at: int, expires_at: int | None, now: float) -> list[tuple[str, str]]:
+    fields = [("issued-at", f"{_utc(issued_at)} (age {now - issued_at:.0f} s)")]
+    if expires_at is None:
+        fields.append(("expires-at", "none"))
+    else:
+        left = expires_at - now
+        status = f"in {left:.0f} s" if left > 0 else f"expired {-left:.0f} s ago"
+        fields.append(("expires-at", f"{_utc(expires_at)} ({status})"))
+    return fields
+
+
+def _fail(out: TextIO, error: LoadError) -> int:
+    print(f"error: {error.kind.value}: {error.detail}", file=out)
+    return 1
+
+
+def _inspect(args: argparse.Namespace, out: TextIO, now: float) -> int:
+    name, value = _split_cookie(args.cookie)
+    cookie_name = args.cookie_name or name
+    seen = peek(value)
+    if isinstance(seen, LoadError):
+        return _fail(out, seen)
+    header = [
+        ("version", f"0x{seen.mode.value:02x}"),
+        ("mode", _MODE_NAMES[seen.mode]),
+        ("key id", str(seen.key_id)),
+        ("length", f"{len(value)} characters"),
+    ]
+    if args.no_verify:
+        return _show_unverified(out, seen, header, now)
+    if cookie_name is None or args.state_name is None:
+        print(
+            "error: verifying needs the cookie name (pass NAME=VALUE or --cookie-name) and "
+            "--state-name, which are bound into the token; or use --no-verify",
+            file=out,
+        )
+        return 2
+    try:
+        keyring = Keyring.from_text(args.keys) if args.keys else Keyring.from_env(args.keys_env)
+    except KeyFormatError as exc:
+        print(f"error: keys: {exc}", file=out)
+        return 2
+    codec = TokenCodec(
+        keyring, seen.mode, cookie_name, args.state_name, args.schema_version or [1],
+        MAX_COOKIE_BYTES - len(cookie_name),
+    )
+    opened = codec.open(value)
+    if isinstance(opened, LoadError):
+        return _fail(out, opened)
+    return _show_verified(out, opened, header, cookie_name, args, now)
+
+
+def _show_unverified(out: TextIO, seen: Peeked, header: list[tuple[str, str]], now: float) -> int:
+    fields = [*header, ("verified", "no (--no-verify): anything below may be forged")]
+    if seen.mode is Mode.ENCRYPTED:
+        fields.append(("state", "<encrypted: needs the keys>"))
+    else:
+        assert seen.issued_at is not None and seen.payload is not None
+        fields += _time_fields(seen.issued_at, seen.expires_at, now)
+        fields.append(("state", _state_json(seen.payload)))
+    _print_fields(out, fields)
+    return 0
+
+
+def _show_verified(
+    out: TextIO,
+    opened: Opened,
+    header: list[tuple[str, str]],
+    cookie_name: str,
+    args: argparse.Namespace,
+    now: float,
+) -> int:
+    fields = [
+        *header,
+        ("verified", f"yes, cookie {cookie_name!r}, state {args.state_name!r}, "
+                     f"schema version {opened.schema_version}"),
+        *_time_fields(opened.issued_at, opened.expires_at, now),
+        ("state", _state_json(opened.payload)),
+    ]
+    _print_fields(out, fields)
+    if opened.issued_at > now + args.clock_skew:
+        return _fail(out, LoadError(ErrorKind.ISSUED_IN_FUTURE, "issued-at is ahead of the clock"))
+    if opened.expires_at is not None and now >= opened.expires_at:
+        return _fail(out, LoadError(ErrorKind.EXPIRED, "expires-at has passed"))
+    if args.max_age is not None and now - opened.issued_at > args.max_age:
+        return _fail(out, LoadError(ErrorKind.TOO_OLD, f"older than --max-age {args.max_age} s"))
+    return 0
+
+
+def _keygen(args: argparse.Namespace, out: TextIO) -> int:
+    if args.add_to is None:
+        key = generate_key(args.key_id, args.bytes)
+        print(key.to_text(), file=out)
+        return 0
+    try:
+        ring = Keyring.from_text(args.add_to)
+    except KeyFormatError as exc:
+        print(f"error: --add-to: {exc}", file=out)
+        return 2
+    used = {k.key_id for k in ring.keys}
+    free = [i for i in range(256) if i not in used and i > max(used)] or [
+        i for i in range(256) if i not in used
+    ]
+    if not free:
+        print("error: all 256 key ids are in use; retire a key first", file=out)
+        return 2
+    new = generate_key(free[0], args.bytes)
+    print(f"{ring.to_text()} {new.to_text()}", file=out)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from clientstate.demo import run
+
+    try:
+        run(args.host, args.port, args.interface, encrypted=args.encrypted)
+    except KeyFormatError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m clientstate",
+        description="clientstate: typed session state in authenticated or encrypted cookies.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo", help="serve the example app over HTTP",
+        description="Serve the example app (JSON API at /api/*, a page at /) over real HTTP. "
+        f"Keys come from {ENV_VAR} when set, else a development key is generated.",
+    )
+    demo.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
+    demo.add_argument("--port", type=int, default=8000,
+                      help="TCP port, 0 for any free one (default %(default)s)")
+    demo.add_argument("--interface", choices=("asgi", "wsgi"), default="asgi",
+                      help="asgi: uvicorn; wsgi: the standard library's wsgiref (default %(default)s)")
+    demo.add_argument("--encrypted", action="store_true",
+                      help="encrypt the cookie (AES-256-GCM) instead of only authenticating it")
+
+    keygen = commands.add_parser(
+        "keygen", help=f"print a new key in the {ENV_VAR} text form",
+        description=f"Print a new random key as '<key id>:<base64url secret>', the form {ENV_VAR} "
+        "accepts. With --add-to, print the given keyring plus a new key with the next free id, "
+        "not yet current (the first step of a rotation).",
+    )
+    keygen.add_argument("--key-id", type=int, default=1, help="key id, 0-255 (default %(default)s)")
+    keygen.add_argument("--bytes", type=int, default=MIN_SECRET_BYTES,
+                        help=f"secret length in bytes, at least {MIN_SECRET_BYTES} (default %(default)s)")
+    keygen.add_argument("--add-to", metavar="KEYRING",
+                        help=f"an existing keyring in text form, e.g. \"${ENV_VAR}\"")
+
+    inspect = commands.add_parser(
+        "inspect", help="verify or decrypt a cookie and print what it holds",
+        description="Verify (authenticated mode) or decrypt (encrypted mode) a cookie with the "
+        f"keys in {ENV_VAR} (or --keys) and print its version, mode, key id, issued-at, expiry "
+        "and state as JSON. Exits 1 with the error kind if the cookie would not load.",
+    )
+    inspect.add_argument("cookie", metavar="COOKIE",
+                         help="the cookie value, NAME=VALUE, or a whole Set-Cookie line")
+    inspect.add_argument("--cookie-name", help="the cookie's name (bound into the token)")
+    inspect.add_argument("--state-name", help="the State's name (bound into the token)")
+    inspect.add_argument("--schema-version", type=int, action="append", metavar="N",
+                         help="schema version(s) to accept, current first; repeatable (default 1)")
+    inspect.add_argument("--keys", metavar="KEYRING",
+                         help=f"keyring text; default: the {ENV_VAR} environment variable")
+    inspect.add_argument("--keys-env", default=ENV_VAR, metavar="VAR",
+                         help="environment variable holding the keyring (default %(default)s)")
+    inspect.add_argument("--max-age", type=int, metavar="SECONDS",
+                         help="also fail if older than this many seconds")
+    inspect.add_argument("--clock-skew", type=int, default=60, metavar="SECONDS",
+                         help="allowed future issued-at (default %(default)s)")
+    inspect.add_argument("--no-verify", action="store_true",
+                         help="print only what is readable without keys (unverified)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 1 cookie error, 2 usage error)."""
+    import time
+
+    stream = sys.stdout if out is None else out
+    args = _parser().parse_args(argv)
+    if args.command == "keygen":
+        try:
+            return _keygen(args, stream)
+        except KeyFormatError as exc:
+            print(f"error: {exc}", file=stream)
+            return 2
+    if args.command == "inspect":
+        return _inspect(args, stream, time.time())
+    return _demo(args)
