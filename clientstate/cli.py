@@ -123,7 +123,8 @@ def _show_unverified(out: TextIO, seen: Peeked, header: list[tuple[str, str]], n
     if seen.mode is Mode.ENCRYPTED:
         fields.append(("state", "<encrypted: needs the keys>"))
     else:
-        assert seen.issued_at is not None and seen.payload is not None
+        assert seen.issued_at is not None
+        assert seen.payload is not None
         fields += _time_fields(seen.issued_at, seen.expires_at, now)
         fields.append(("state", _state_json(seen.payload)))
     _print_fields(out, fields)

@@ -234,24 +234,24 @@ class ClientStored:
                 LoadError(ErrorKind.TOO_OLD, f"issued {age:.0f} s ago, over max_age {self.max_age} s")
             )
         schema_version = opened.schema_version
-        value = state.decode(opened.payload, schema_version)
-        if isinstance(value, LoadError):
-            return Loaded.failed(value)
+        decoded = state.decode(opened.payload, schema_version)
+        if isinstance(decoded, LoadError):
+            return Loaded.failed(decoded)
         if self.validate is not None:
-            rejected = _run_validator(self.validate, value, issued_at)
+            rejected = _run_validator(self.validate, decoded, issued_at)
             if rejected is not None:
                 return Loaded.failed(rejected)
         migrated = schema_version != state.version
         refresh = self.refresh_after is not None and age >= self.refresh_after
         return Loaded(
-            value,
+            decoded,
             None,
             present=True,
             issued_at=issued_at,
             expires_at=expires_at,
             key_id=opened.key_id,
             schema_version=schema_version,
-            payload=state.encode(value) if migrated else opened.payload,
+            payload=state.encode(decoded) if migrated else opened.payload,
             reissue=migrated or refresh or opened.key_id != codec.current_key_id,
             keep_times=not refresh,
         )

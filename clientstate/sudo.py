@@ -30,7 +30,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import msgspec
 
@@ -68,9 +68,9 @@ def _replace(value: T, field: str, new: float | None) -> T:
     if isinstance(value, msgspec.Struct):
         return msgspec.structs.replace(value, **{field: new})
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.replace(value, **{field: new})  # type: ignore[return-value]
+        return dataclasses.replace(value, **{field: new})
     if isinstance(value, Mapping):
-        return type(value)({**value, field: new})  # type: ignore[call-arg, return-value]
+        return cast(T, {**value, field: new})
     raise TypeError(
         f"sudo-until needs a msgspec.Struct, a dataclass or a dict, got {type(value).__name__}"
     )

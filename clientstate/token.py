@@ -134,7 +134,7 @@ _PAD: Final = ("", "", "==", "=")
 _ALPHABET: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 # For a length of 2 or 3 mod 4, the last character carries 4 or 2 unused low
 # bits, which canonical base64 sets to zero (RFC 4648 §3.5).
-_LAST_OK: Final = (
+_LAST_OK: Final[tuple[frozenset[str], ...]] = (
     frozenset(),
     frozenset(),
     frozenset(c for i, c in enumerate(_ALPHABET) if i & 0x0F == 0),

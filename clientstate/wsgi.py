@@ -13,36 +13,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote_to_bytes
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from clientstate.handler import Handler
 from clientstate.service import Request, Response
 from clientstate.session import Binding, Clock, state_headers
 from clientstate.state import State
 
-__all__ = ["StateMiddleware", "serve", "setup"]
+__all__ = ["Environ", "StartResponse", "StateMiddleware", "WSGIApp", "serve", "setup"]
 
 T = TypeVar("T")
 
-ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
-Environ = dict[str, Any]
+if TYPE_CHECKING:
+    from _typeshed import OptExcInfo
 
-
-class StartResponse(Protocol):
-    """The ``start_response`` callable of PEP 3333."""
-
-    def __call__(
-        self,
-        status: str,
-        headers: list[tuple[str, str]],
-        exc_info: ExcInfo | None = ...,
-        /,
-    ) -> Callable[[bytes], object]: ...
-
-
-WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+WSGIApp = WSGIApplication
+Environ = WSGIEnvironment
 
 
 class StateMiddleware:
@@ -71,7 +59,10 @@ class StateMiddleware:
         environ[self.key] = slot
 
         def start_with_state(
-            status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None, /
+            status: str,
+            headers: list[tuple[str, str]],
+            exc_info: OptExcInfo | None = None,
+            /,
         ) -> Callable[[bytes], object]:
             vary = [v for k, v in headers if k.lower() == "vary"]
             has_cache_control = any(k.lower() == "cache-control" for k, _ in headers)
@@ -151,10 +142,7 @@ def serve(handle: Callable[[Request], Response], *, max_body: int = 1 << 20) -> 
 
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         request = read_request(environ, max_body)
-        if request is None:
-            response = Response.text("request body too large", 413)
-        else:
-            response = handle(request)
+        response = Response.text("request body too large", 413) if request is None else handle(request)
         headers = [*response.headers, ("Content-Length", str(len(response.body)))]
         start_response(status_line(response.status), headers)
         return [response.body]

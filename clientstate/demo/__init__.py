@@ -77,7 +77,7 @@ class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
 
 
 class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
+    def log_message(self, format: str, *args: object) -> None:
         return
 
 
@@ -123,7 +123,7 @@ def run(
     if interface == "wsgi":
         server = _ThreadingWSGIServer((host, port), _QuietHandler)
         server.set_app(make_wsgi_app(handler))
-        bound_host, bound_port = server.server_address[:2]
+        bound_port = server.server_address[1]
         say(f"serving http://{_url_host(host)}:{bound_port}/ (wsgi, wsgiref) - Ctrl+C stops")
         try:
             server.serve_forever()
