@@ -121,9 +121,11 @@ class Binding(Generic[T]):
             if loaded.state is None:
                 return []
             return self.handler.save(self.state, loaded, None, slot.now)
-        payload = self.state.encode(new)
-        if payload == loaded.payload and not loaded.reissue:
-            return []
+        payload = self.state.changed(loaded.payload, new)
+        if payload is None:
+            if not loaded.reissue:
+                return []
+            payload = loaded.payload
         return self.handler.save(self.state, loaded, payload, slot.now)
 
 

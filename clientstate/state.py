@@ -10,7 +10,9 @@ clientstate exactly when their encodings are equal. That is how ``setup()``
 decides whether a response needs a new cookie: the bytes that arrived are
 compared with the encoding of the value the application returns, so a nested
 change (even an in-place mutation of the loaded object) counts and an
-unchanged value does not.
+unchanged value does not. A value whose sets or map keys cannot be sorted
+(a ``set`` of enum members, say) is encoded in iteration order instead, and is
+then compared by ``==`` with a fresh decoding of the bytes that arrived.
 
 ``None`` is never a state value: it means "no state" (and deletes the cookie).
 """
@@ -30,6 +32,38 @@ __all__ = ["Migration", "State"]
 T = TypeVar("T")
 
 _NAME = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+
+
+def _unsupported(type_: Any) -> str | None:
+    """Name a part of ``type_`` that msgspec cannot decode without hooks, if any."""
+    try:
+        info = msgspec.inspect.type_info(type_)
+    except (TypeError, ValueError) as exc:
+        return str(exc)
+    seen: set[int] = set()
+    stack: list[Any] = [info]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, msgspec.inspect.CustomType):
+            return f"{node.cls!r} is not a type msgspec can decode"
+        if isinstance(node, msgspec.inspect.Field):
+            stack.append(node.type)
+        elif isinstance(node, tuple):
+            stack.extend(node)
+        elif isinstance(node, msgspec.inspect.Type) and id(node) not in seen:
+            seen.add(id(node))
+            stack.extend(getattr(node, f) for f in node.__struct_fields__)
+    return None
+
+
+def _decoder(type_: Any, where: str) -> msgspec.msgpack.Decoder[Any]:
+    problem = _unsupported(type_)
+    if problem is None:
+        try:
+            return msgspec.msgpack.Decoder(type_)
+        except TypeError as exc:
+            problem = str(exc)
+    raise ConfigurationError(f"{where}: type {type_!r} is not supported by msgspec: {problem}")
 
 
 class Migration(Generic[T]):
@@ -53,13 +87,7 @@ class Migration(Generic[T]):
         self.version = version
         self.type = type
         self.upgrade = upgrade
-        try:
-            self.decoder: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder(type)
-        except TypeError as exc:
-            raise ConfigurationError(
-                f"migration from version {version}: type {type!r} is not supported by msgspec: "
-                f"{exc}"
-            ) from None
+        self.decoder: msgspec.msgpack.Decoder[Any] = _decoder(type, f"migration from version {version}")
 
     def __repr__(self) -> str:
         return f"Migration(version={self.version}, type={self.type!r})"
@@ -86,7 +114,7 @@ class State(Generic[T]):
             ``version``, or two migrations for one version.
     """
 
-    __slots__ = ("_decoder", "_encoder", "migrations", "name", "type", "version")
+    __slots__ = ("_decoder", "_encoder", "_unordered", "migrations", "name", "type", "version")
 
     def __init__(
         self,
@@ -121,13 +149,9 @@ class State(Generic[T]):
         self.migrations: tuple[Migration[T], ...] = tuple(
             by_version[v] for v in sorted(by_version, reverse=True)
         )
-        try:
-            self._decoder: msgspec.msgpack.Decoder[T] = msgspec.msgpack.Decoder(type)
-        except TypeError as exc:
-            raise ConfigurationError(
-                f"state {name!r}: type {type!r} is not supported by msgspec: {exc}"
-            ) from None
+        self._decoder: msgspec.msgpack.Decoder[T] = _decoder(type, f"state {name!r}")
         self._encoder = msgspec.msgpack.Encoder(order="deterministic")
+        self._unordered = msgspec.msgpack.Encoder()
 
     @property
     def versions(self) -> tuple[int, ...]:
@@ -146,13 +170,44 @@ class State(Generic[T]):
                 not decode as ``type`` (for example a ``str`` in an ``int``
                 field), with msgspec's message naming the field.
         """
+        return self._encode(value)[0]
+
+    def _encode(self, value: T) -> tuple[bytes, bool]:
+        """``(payload, canonical)``: canonical is False if the value could not be sorted."""
         if value is None:
             raise StateEncodeError(self.name, "None means 'no state' and cannot be encoded")
+        canonical = True
         try:
-            payload = self._encoder.encode(value)
+            try:
+                payload = self._encoder.encode(value)
+            except TypeError:
+                # Unorderable set members or map keys: keep iteration order.
+                payload = self._unordered.encode(value)
+                canonical = False
             self._decoder.decode(payload)
         except (msgspec.EncodeError, msgspec.DecodeError, TypeError, ValueError) as exc:
             raise StateEncodeError(self.name, str(exc)) from None
+        return payload, canonical
+
+    def changed(self, loaded_payload: bytes | None, value: T) -> bytes | None:
+        """The encoding of ``value`` if it differs from the state encoded as ``loaded_payload``, else ``None``.
+
+        Args:
+            loaded_payload: the payload that arrived (canonical, current
+                version), or ``None`` if no state loaded.
+            value: the state the application returns.
+
+        Raises:
+            StateEncodeError: ``value`` is not a valid value of the type.
+        """
+        payload, canonical = self._encode(value)
+        if payload == loaded_payload:
+            return None
+        if not canonical and loaded_payload is not None:
+            # A fresh decoding, so in-place changes to the loaded object still count.
+            before = self.decode(loaded_payload)
+            if not isinstance(before, LoadError) and before == value:
+                return None
         return payload
 
     def decode(self, payload: bytes, version: int | None = None) -> T | LoadError:
@@ -201,7 +256,7 @@ class State(Generic[T]):
         """
         if a is None or b is None:
             return a is None and b is None
-        return self.encode(a) == self.encode(b)
+        return self.changed(self.encode(a), b) is None
 
     def __repr__(self) -> str:
         return f"State({self.name!r}, {self.type!r}, version={self.version})"

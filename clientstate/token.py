@@ -42,8 +42,8 @@ Reading a token, in order, stopping at the first failure:
 1. length over the limit → ``too_large`` (before any decoding);
 2. characters outside ``[A-Za-z0-9_-]``, padding, a length of 1 mod 4, or
    non-zero unused bits in the last character → ``malformed``;
-3. shorter than the fixed layout → ``malformed``;
-4. version byte not the handler's mode → ``unsupported_version``;
+3. version byte not the handler's mode → ``unsupported_version``;
+4. shorter than the mode's fixed layout → ``malformed``;
 5. key id not in the keyring → ``unknown_key``;
 6. HMAC (compared in constant time by ``cryptography``) or AEAD check fails →
    ``authentication_failed``. Nothing past the version and key id (and, in
@@ -441,7 +441,7 @@ class TokenCodec:
         return self._open_encrypted(raw)
 
     def _check_header(self, raw: bytes, minimum: int) -> LoadError | None:
-        if len(raw) < minimum:
+        if not raw:
             return MALFORMED_SHORT
         if raw[0] != self.mode:
             return LoadError(
@@ -449,6 +449,8 @@ class TokenCodec:
                 f"version byte 0x{raw[0]:02x}; this handler reads only "
                 f"0x{self.mode.value:02x} ({self.mode.name.lower()})",
             )
+        if len(raw) < minimum:
+            return MALFORMED_SHORT
         return None
 
     def _open_authenticated(self, raw: bytes) -> Opened | LoadError:

@@ -1,0 +1,85 @@
+"""Write the seed corpus of ``fuzz_tokens.py`` into ``fuzz/corpus/``.
+
+Run from the repository root: ``.venv/bin/python fuzz/make_corpus.py``. The
+authenticated seeds are deterministic; encrypted ones carry a random nonce and
+salt, so regenerating them changes those files (any version of them is fine).
+Each file is one input in the layout of ``harness.py``: a selector byte, then text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import ACCOUNT, CODECS, COOKIE, NOW, Account, AccountV1  # noqa: E402
+
+from clientstate import client_stored  # noqa: E402
+from clientstate.keys import Keyring  # noqa: E402
+from clientstate.testing import fixed_keyring  # noqa: E402
+from clientstate.token import Mode, TokenCodec  # noqa: E402
+
+CORPUS = Path(__file__).resolve().parent / "corpus"
+
+
+def _tokens(mode: Mode) -> dict[str, str]:
+    codec = CODECS[mode]
+    payload = ACCOUNT.encode(Account(7, "alice", ["admin"], sudo_until=NOW + 300.0))
+    old_key: Keyring = fixed_keyring(1)
+    old = client_stored(old_key, name=COOKIE, encrypted=mode is Mode.ENCRYPTED).codec(ACCOUNT)
+    v1 = TokenCodec(fixed_keyring(2), mode, COOKIE, ACCOUNT.name, [1], 4000)
+    return {
+        "valid": codec.seal(payload, NOW - 10),
+        "valid-expires": codec.seal(payload, NOW - 10, NOW + 3000),
+        "refresh-due": codec.seal(payload, NOW - 700, NOW + 3000),
+        "old-key": old.seal(payload, NOW - 10),
+        "schema-v1": v1.seal(ACCOUNT.migrations[0].type and b"\x81\xa7user_id\x05", NOW - 10),
+        "v1-bad-upgrade": v1.seal(_encode_v1(AccountV1(-1)), NOW - 10),
+        "banned": codec.seal(ACCOUNT.encode(Account(666, "mallory")), NOW - 10),
+        "expired": codec.seal(payload, NOW - 4000, NOW - 400),
+        "future": codec.seal(payload, NOW + 4000),
+        "bad-flags": codec.seal_inner(b"\x02" + (NOW).to_bytes(8, "big") + payload),
+        "short-inner": codec.seal_inner(b"\x01" + (NOW).to_bytes(8, "big")),
+        "wrong-type": codec.seal(b"\x81\xa7user_id\xa1x", NOW - 10),
+    }
+
+
+def _encode_v1(value: AccountV1) -> bytes:
+    import msgspec
+
+    return msgspec.msgpack.encode(value)
+
+
+def seeds() -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    auth = _tokens(Mode.AUTHENTICATED)
+    enc = _tokens(Mode.ENCRYPTED)
+    for name, token in auth.items():
+        out[f"auth-{name}"] = b"\x01" + token.encode("ascii")
+    for name, token in enc.items():
+        out[f"enc-{name}"] = b"\x02" + token.encode("ascii")
+    out["auth-too-large"] = b"\x01" + b"A" * 4100
+    out["auth-as-enc"] = b"\x02" + auth["valid"].encode("ascii")
+    valid = auth["valid"]
+    out["header-simple"] = b"\x00" + f"a=1; {COOKIE}={valid}; b=2".encode("ascii")
+    out["header-quoted"] = b"\x00" + f'{COOKIE}="{valid}"'.encode("ascii")
+    out["header-duplicate"] = b"\x00" + f"{COOKIE}={valid}; {COOKIE}=junk".encode("ascii")
+    out["header-two-fields"] = b"\x00" + f"{COOKIE}={valid}\n{COOKIE}={enc['valid']}".encode("ascii")
+    out["header-junk"] = b"\x00" + b"; ;=x; noequals; \t a \t=\t\"b\" ;c=\"\";d=\""
+    out["header-utf8"] = b"\x04" + "é=ü; cs=\u2603".encode()
+    for text in ("", "A", "QQ", "QR", "QUI", "QUJ", "AAAA", "-_-_", "QQ==", "Q+/=", "é"):
+        out[f"b64-{hashlib.sha1(text.encode()).hexdigest()[:8]}"] = b"\x03" + text.encode("latin-1")
+    return out
+
+
+def main() -> None:
+    CORPUS.mkdir(exist_ok=True)
+    for name, data in seeds().items():
+        (CORPUS / name).write_bytes(data)
+    print(f"wrote {len(seeds())} seeds to {CORPUS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""WSGI, ASGI and the plain service form agree: same headers in, same headers out."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import Iterable
+from typing import Any
+
+import pytest
+
+from clientstate import Loaded, Request, Response, asgi, get_slot, setup, wsgi
+from clientstate.handler import ClientStored
+from clientstate.testing import FrozenClock
+from tests.conftest import ACCOUNT, Account
+
+
+def act(path: str, slot_state: Account | None) -> tuple[Account | None, int, list[tuple[str, str]]]:
+    """What the test app does for ``path``: (new state, status, extra response headers)."""
+    extra: list[tuple[str, str]] = []
+    if path == "/set":
+        return Account(9, "set"), 200, extra
+    if path == "/bump" and slot_state is not None:
+        slot_state.roles.append("bumped")
+        return slot_state, 200, extra
+    if path == "/clear":
+        return None, 200, extra
+    if path == "/own":
+        extra = [("Set-Cookie", "theme=dark; Path=/"), ("Vary", "Accept-Encoding"), ("Cache-Control", "no-store")]
+    if path == "/vary":
+        extra = [("Vary", "Cookie")]
+    return slot_state, 200, extra
+
+
+def wsgi_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+    slot = get_slot(environ, ACCOUNT)
+    slot.state, status, extra = act(environ["PATH_INFO"], slot.state)
+    error = slot.error.kind.value if slot.error else "-"
+    start_response(f"{status} OK", [("Content-Type", "text/plain"), *extra])
+    return [error.encode()]
+
+
+async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    slot = get_slot(scope, ACCOUNT)
+    slot.state, status, extra = act(scope["path"], slot.state)
+    error = slot.error.kind.value if slot.error else "-"
+    headers = [(b"content-type", b"text/plain"), *((k.lower().encode(), v.encode()) for k, v in extra)]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": error.encode()})
+
+
+def service(loaded: Loaded[Account], request: Request) -> tuple[Account | None, Response]:
+    new, status, extra = act(request.path, loaded.state)
+    error = loaded.error.kind.value if loaded.error else "-"
+    return new, Response(status, [("Content-Type", "text/plain"), *extra], error.encode())
+
+
+Result = tuple[int, list[tuple[str, str]], bytes]
+
+
+def run_wsgi(handler: ClientStored, path: str, cookies: list[str]) -> Result:
+    app = wsgi.setup(ACCOUNT, handler, wsgi_app, clock=FrozenClock())
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": path,
+        "wsgi.input": io.BytesIO(),
+    }
+    if cookies:
+        environ["HTTP_COOKIE"] = "; ".join(cookies)  # a WSGI server joins the fields
+    captured: list[Any] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        captured[:] = [status, headers]
+        return lambda data: None
+
+    body = b"".join(app(environ, start_response))
+    return int(captured[0].split()[0]), [(k.lower(), v) for k, v in captured[1]], body
+
+
+def run_asgi(handler: ClientStored, path: str, cookies: list[str]) -> Result:
+    app = asgi.setup(ACCOUNT, handler, asgi_app, clock=FrozenClock())
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": path,
+        "headers": [(b"cookie", c.encode("latin-1")) for c in cookies],
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in sent[0]["headers"]]
+    return sent[0]["status"], headers, sent[1]["body"]
+
+
+def run_service(handler: ClientStored, path: str, cookies: list[str]) -> Result:
+    handle = setup(ACCOUNT, handler, service, clock=FrozenClock())
+    response = handle(Request("GET", path, [("Cookie", c) for c in cookies]))
+    return response.status, [(k.lower(), v) for k, v in response.headers], response.body
+
+
+RUNNERS = [run_wsgi, run_asgi, run_service]
+
+
+def mint(handler: ClientStored, value: Account) -> str:
+    """A valid ``name=value`` cookie holding ``value``."""
+    handle = setup(ACCOUNT, handler, lambda loaded, request: (value, Response()), clock=FrozenClock())
+    (set_cookie,) = handle(Request("GET", "/")).header_values("set-cookie")
+    return set_cookie.split(";", 1)[0]
+
+
+CASES = [
+    ("/read", "none"),
+    ("/read", "valid"),
+    ("/set", "none"),
+    ("/set", "valid"),
+    ("/bump", "valid"),
+    ("/clear", "valid"),
+    ("/clear", "none"),
+    ("/read", "tampered"),
+    ("/set", "tampered"),
+    ("/read", "duplicate"),
+    ("/read", "two-fields"),
+    ("/read", "others"),
+    ("/own", "valid"),
+    ("/own", "none"),
+    ("/vary", "valid"),
+    ("/read", "quoted"),
+]
+
+
+def cookies_for(kind: str, cookie: str) -> list[str]:
+    name, value = cookie.split("=", 1)
+    return {
+        "none": [],
+        "valid": [f"a=1; {cookie}; b=2"],
+        "tampered": [f"{name}={value[:-2]}AA"],
+        "duplicate": [f"{cookie}; {cookie}"],
+        "two-fields": [cookie, f"x=1; {cookie}"],
+        "others": ["a=1; junk; =x; b=2"],
+        "quoted": [f'{name}="{value}"'],
+    }[kind]
+
+
+@pytest.mark.parametrize(("path", "kind"), CASES)
+def test_all_forms_answer_identically(handler: ClientStored, path: str, kind: str) -> None:
+    cookie = mint(handler, Account(1, "ada", ["x"]))
+    cookies = cookies_for(kind, cookie)
+    results = [runner(handler, path, cookies) for runner in RUNNERS]
+    if handler.mode == 2:  # encrypted tokens differ each time: compare without the token
+        results = [
+            (s, [(k, v.split(";", 1)[1] if k == "set-cookie" and "Max-Age=0" not in v else v) for k, v in h], b)
+            for s, h, b in results
+        ]
+    assert results[0] == results[1] == results[2]
+
+
+def test_expected_headers_for_each_case(handler: ClientStored) -> None:
+    cookie = mint(handler, Account(1, "ada"))
+
+    def headers(path: str, kind: str) -> list[tuple[str, str]]:
+        return run_wsgi(handler, path, cookies_for(kind, cookie))[1]
+
+    assert headers("/read", "valid") == [("content-type", "text/plain"), ("vary", "Cookie")]
+    assert [k for k, _ in headers("/set", "none")] == ["content-type", "vary", "set-cookie", "cache-control"]
+    own = headers("/own", "none")
+    assert ("set-cookie", "theme=dark; Path=/") in own
+    assert ("cache-control", "no-store") in own
+    assert own.count(("vary", "Cookie")) == 1
+    assert [k for k, _ in headers("/vary", "valid")] == ["content-type", "vary"]
+    cleared = headers("/read", "tampered")
+    assert ("set-cookie", "cs=; Max-Age=0; Path=/; Secure; HttpOnly; SameSite=Lax") in cleared
+    status, _, body = run_wsgi(handler, "/read", cookies_for("tampered", cookie))
+    assert (status, body) == (200, b"authentication_failed")
+    assert run_wsgi(handler, "/read", cookies_for("duplicate", cookie))[2] == b"ambiguous"
+    assert run_wsgi(handler, "/read", cookies_for("two-fields", cookie))[2] == b"ambiguous"
+
+
+def test_own_set_cookie_is_never_replaced_even_when_ours_is_added(handler: ClientStored) -> None:
+    _, headers, _ = run_asgi(handler, "/own", [])
+    assert headers.count(("set-cookie", "theme=dark; Path=/")) == 1
+
+
+def test_asgi_passes_lifespan_through_and_loads_for_websockets(handler: ClientStored) -> None:
+    seen: list[Any] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen.append((scope["type"], scope.get("clientstate.account")))
+
+    middleware = asgi.setup(ACCOUNT, handler, app)
+
+    async def nothing() -> dict[str, Any]:
+        return {}
+
+    async def drop(message: Any) -> None:
+        return None
+
+    asyncio.run(middleware({"type": "lifespan"}, nothing, drop))
+    asyncio.run(middleware({"type": "websocket", "headers": []}, nothing, drop))
+    assert seen[0] == ("lifespan", None)
+    assert seen[1][0] == "websocket"
+    assert seen[1][1].state is None

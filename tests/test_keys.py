@@ -1,0 +1,113 @@
+"""Keys, keyrings, the text form and HKDF subkeys."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from clientstate import ConfigurationError, Key, KeyFormatError, Keyring, generate_key
+from clientstate.keys import MIN_SECRET_BYTES
+
+SECRET = bytes(range(32))
+
+
+def test_key_refuses_short_secret_with_clear_message() -> None:
+    with pytest.raises(ConfigurationError, match=r"31 bytes; at least 32"):
+        Key(1, b"x" * 31)
+
+
+@pytest.mark.parametrize("key_id", [-1, 256, 1.0, True, "1"])
+def test_key_refuses_bad_key_id(key_id: object) -> None:
+    with pytest.raises(KeyFormatError, match="key id must be an integer from 0 to 255"):
+        Key(key_id, SECRET)  # type: ignore[arg-type]
+
+
+def test_key_refuses_non_bytes_secret() -> None:
+    with pytest.raises(KeyFormatError, match="must be bytes"):
+        Key(1, "x" * 40)  # type: ignore[arg-type]
+
+
+def test_repr_never_shows_the_secret() -> None:
+    key = Key(7, SECRET)
+    assert repr(key) == "Key(key_id=7, secret=<32 bytes>)"
+    assert SECRET.hex() not in repr(Keyring(key))
+
+
+def test_subkeys_are_hkdf_sha256_and_differ_per_purpose() -> None:
+    key = Key(1, SECRET)
+    expected = HKDF(hashes.SHA256(), 32, b"clientstate/v1", b"clientstate/v1/hmac").derive(SECRET)
+    assert key.subkey(b"hmac") == expected
+    assert key.subkey(b"aead") != key.subkey(b"hmac")
+    assert key.subkey(b"hmac") is key.subkey(b"hmac")  # cached
+
+
+def test_generate_key_is_random_and_long_enough() -> None:
+    a, b = generate_key(3), generate_key(3)
+    assert a.key_id == 3
+    assert a.to_text() != b.to_text()
+    with pytest.raises(ConfigurationError):
+        generate_key(1, size=16)
+
+
+def test_text_form_round_trips() -> None:
+    key = Key(200, SECRET)
+    assert key.to_text() == "200:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"
+    assert Key.from_text(key.to_text()).subkey(b"hmac") == key.subkey(b"hmac")
+
+
+def test_keyring_text_marks_the_current_key() -> None:
+    old, new = Key(1, SECRET), Key(2, bytes(reversed(SECRET)))
+    ring = Keyring(new, [old])
+    text = ring.to_text()
+    assert text.startswith("*2:")
+    parsed = Keyring.from_text(text)
+    assert parsed.current.key_id == 2
+    assert [k.key_id for k in parsed.keys] == [2, 1]
+    assert parsed.get(1) is not None
+    assert parsed.get(3) is None
+
+
+def test_single_key_needs_no_mark_and_separators_are_flexible() -> None:
+    text = Key(1, SECRET).to_text()
+    assert Keyring.from_text(f"  {text}\n").current.key_id == 1
+    two = f"1:{text.split(':')[1]},\n*2:{text.split(':')[1]}"
+    assert Keyring.from_text(two).current.key_id == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "no keys given"),
+        ("1-AAAA", "is not of the form"),
+        ("1:AAECAwQ", "at least 32"),
+        ("1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh9", "not canonical"),
+        ("1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", "is not of the form"),
+        ("300:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8", "0 to 255"),
+        (
+            "1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8 2:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
+            "mark exactly one",
+        ),
+        (
+            "*1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8 1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
+            "share key id 1",
+        ),
+    ],
+)
+def test_bad_text_forms_raise_key_format_error(text: str, message: str) -> None:
+    with pytest.raises(KeyFormatError, match=message):
+        Keyring.from_text(text)
+
+
+def test_from_env_reads_the_variable_and_names_it_in_errors() -> None:
+    text = Key(4, SECRET).to_text()
+    assert Keyring.from_env(environ={"CLIENTSTATE_KEYS": text}).current.key_id == 4
+    with pytest.raises(KeyFormatError, match="CLIENTSTATE_KEYS is not set"):
+        Keyring.from_env(environ={})
+    with pytest.raises(KeyFormatError, match="^MY_KEYS: "):
+        Keyring.from_env("MY_KEYS", environ={"MY_KEYS": "nonsense"})
+
+
+def test_min_secret_is_32_bytes() -> None:
+    assert MIN_SECRET_BYTES == 32
+    Key(0, b"\x00" * 32)  # exactly 32 is accepted
