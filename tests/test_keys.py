@@ -104,7 +104,7 @@ def test_from_env_reads_the_variable_and_names_it_in_errors() -> None:
     assert Keyring.from_env(environ={"CLIENTSTATE_KEYS": text}).current.key_id == 4
     with pytest.raises(KeyFormatError, match="CLIENTSTATE_KEYS is not set"):
         Keyring.from_env(environ={})
-    with pytest.raises(KeyFormatError, match="^MY_KEYS: "):
+    with pytest.raises(KeyFormatError, match=r"^MY_KEYS: "):
         Keyring.from_env("MY_KEYS", environ={"MY_KEYS": "nonsense"})
 
 

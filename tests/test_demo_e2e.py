@@ -1,0 +1,190 @@
+"""The demo as a real server process on a free loopback port, driven by a real HTTP client.
+
+Runs once per interface (ASGI under uvicorn, WSGI under wsgiref).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from clientstate import Keyring, RequestCookies, client_stored
+from clientstate.demo import COOKIE_NAME, DEMO_STATE
+from clientstate.testing import fixed_keyring
+
+KEYRING = fixed_keyring(3)
+STARTUP_TIMEOUT = 20.0
+
+
+class DemoServer:
+    """A ``python -m clientstate demo --port 0`` process and its URL."""
+
+    def __init__(self, interface: str, keyring: Keyring) -> None:
+        env = {**os.environ, "CLIENTSTATE_KEYS": keyring.to_text(), "PYTHONUNBUFFERED": "1"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "clientstate", "demo", "--port", "0", "--interface", interface],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.output: list[str] = []
+        threading.Thread(target=self._pump, daemon=True).start()
+        self.url = self._wait_for_url()
+
+    def _pump(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line)
+
+    def _wait_for_url(self) -> str:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            self.output.append(line)
+            if "serving http://" in line:
+                return line.split("serving ", 1)[1].split(" ", 1)[0].rstrip("/")
+        self.stop()
+        raise AssertionError(f"demo did not start within {STARTUP_TIMEOUT} s: {''.join(self.output)}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module", params=["asgi", "wsgi"])
+def server(request: pytest.FixtureRequest) -> Iterator[DemoServer]:
+    demo = DemoServer(request.param, KEYRING)
+    yield demo
+    demo.stop()
+
+
+@pytest.fixture
+def client(server: DemoServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        yield http
+
+
+def set_cookies(response: httpx.Response) -> list[str]:
+    return response.headers.get_list("set-cookie")
+
+
+def test_startup_messages_are_honest(server: DemoServer) -> None:
+    text = "".join(server.output)
+    assert "keys: from CLIENTSTATE_KEYS (current key id 3)" in text
+    assert "WITHOUT Secure" in text
+
+
+def test_page_is_served(client: httpx.Client) -> None:
+    response = client.get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert "clientstate demo" in response.text
+
+
+def test_full_session_over_http(client: httpx.Client) -> None:
+    anonymous = client.get("/api/state")
+    assert anonymous.json() == {"state": None, "error": None}
+    assert set_cookies(anonymous) == []
+    assert anonymous.headers["vary"] == "Cookie"
+
+    assert client.post("/api/visit").status_code == 401
+
+    login = client.post("/api/login", json={"user": "ada"})
+    assert login.status_code == 200
+    assert login.json()["state"] == {"user": "ada", "visits": 0, "sudo_until": None}
+    (line,) = set_cookies(login)
+    assert line.startswith(f"{COOKIE_NAME}=")
+    assert "; Path=/; HttpOnly; SameSite=Lax" in line
+    assert "Secure" not in line
+    assert login.headers["cache-control"] == "private"
+
+    # The cookie the browser holds verifies with the configured keys.
+    value = client.cookies[COOKIE_NAME]
+    handler = client_stored(KEYRING, name=COOKIE_NAME)
+    loaded = handler.load(DEMO_STATE, RequestCookies([f"{COOKIE_NAME}={value}"]), time.time())
+    assert loaded.state is not None
+    assert loaded.state.user == "ada"
+
+    read = client.get("/api/state")
+    assert read.json() == {"state": {"user": "ada", "visits": 0, "sudo_until": None}, "error": None}
+    assert set_cookies(read) == []
+
+    visit = client.post("/api/visit")
+    assert visit.json()["state"]["visits"] == 1
+    assert len(set_cookies(visit)) == 1
+    assert client.get("/api/state").json()["state"]["visits"] == 1
+
+    logout = client.post("/api/logout")
+    assert logout.json() == {"state": None}
+    (deleted,) = set_cookies(logout)
+    assert deleted.startswith(f"{COOKIE_NAME}=; Max-Age=0; Path=/")
+    assert COOKIE_NAME not in client.cookies
+    assert client.get("/api/state").json() == {"state": None, "error": None}
+
+
+def test_tampered_cookie_is_an_error_value_not_a_500(client: httpx.Client) -> None:
+    client.post("/api/login", json={"user": "eve"})
+    value = client.cookies[COOKIE_NAME]
+    flipped = value[:10] + ("A" if value[10] != "A" else "B") + value[11:]
+    (stored,) = list(client.cookies.jar)
+    client.cookies.clear()
+    client.cookies.set(COOKIE_NAME, flipped, domain=stored.domain, path=stored.path)
+    response = client.get("/api/state")
+    assert response.status_code == 200
+    assert response.json() == {"state": None, "error": "authentication_failed"}
+    (cleared,) = set_cookies(response)
+    assert "Max-Age=0" in cleared
+
+
+def test_bad_bodies_get_400(client: httpx.Client) -> None:
+    for body in (b"", b"{", b'{"user": ""}', b'{"user": 5}', b'{"name": "x"}'):
+        response = client.post("/api/login", content=body)
+        assert response.status_code == 400, body
+        assert response.json()["error"] == "bad_request"
+    client.post("/api/login", json={"user": "ada"})
+    for sudo_body in ({"password": "", "seconds": 5}, {"password": "p", "seconds": 0},
+                      {"password": "p", "seconds": 3601}, {"seconds": 5}, {"password": "p"}):
+        response = client.post("/api/sudo", json=sudo_body)
+        assert response.status_code == 400, sudo_body
+    assert client.get("/api/nowhere").status_code == 404
+    assert client.get("/api/login").status_code == 405
+
+
+def test_sudo_then_admin_and_expiry(client: httpx.Client) -> None:
+    assert client.post("/api/sudo", json={"password": "x", "seconds": 5}).status_code == 401
+    client.post("/api/login", json={"user": "root"})
+    denied = client.get("/api/admin")
+    assert (denied.status_code, denied.json()) == (403, {"error": "sudo_required"})
+
+    before = time.time()
+    granted = client.post("/api/sudo", json={"password": "hunter2", "seconds": 3600})
+    until = granted.json()["state"]["sudo_until"]
+    assert before + 3600 - 1 <= until <= time.time() + 3600 + 1
+    assert client.get("/api/admin").json() == {"ok": True}
+
+    short = client.post("/api/sudo", json={"password": "hunter2", "seconds": 1})
+    until = short.json()["state"]["sudo_until"]
+    deadline = time.monotonic() + 15
+    status = client.get("/api/admin").status_code
+    while status == 200 and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling for the window to pass; the loop, not the sleep, bounds it
+        status = client.get("/api/admin").status_code
+    assert status == 403
+    assert time.time() >= until - 1  # the server's clock, not ours, decides; allow skew of 1 s
