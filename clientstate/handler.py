@@ -16,6 +16,7 @@ import math
 from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeVar
 
+from clientstate.chunks import chunk_name, chunk_size, join_chunks, split_token
 from clientstate.cookies import (
     MAX_COOKIE_BYTES,
     MAX_MAX_AGE,
@@ -155,6 +156,8 @@ class ClientStored:
         refresh_after: int | None = None,
         clock_skew: int = 60,
         validate: Validator | None = None,
+        chunked: bool = False,
+        max_chunks: int = 10,
     ) -> None:
         if not isinstance(keyring, Keyring):
             raise ConfigurationError(f"keyring must be a Keyring, got {type(keyring).__name__}")
@@ -171,6 +174,8 @@ class ClientStored:
                 raise ConfigurationError(f"{label} must be a positive integer of seconds")
         if isinstance(clock_skew, bool) or not isinstance(clock_skew, int) or clock_skew < 0:
             raise ConfigurationError("clock_skew must be an integer of seconds >= 0")
+        if isinstance(max_chunks, bool) or not isinstance(max_chunks, int) or not 2 <= max_chunks <= 50:
+            raise ConfigurationError("max_chunks must be an integer from 2 to 50")
         self.keyring = keyring
         self.name = name
         self.mode = Mode.ENCRYPTED if encrypted else Mode.AUTHENTICATED
@@ -179,7 +184,13 @@ class ClientStored:
         self.refresh_after = refresh_after
         self.clock_skew = clock_skew
         self.validate = validate
-        self._max_value = MAX_COOKIE_BYTES - len(name)
+        self.chunked = bool(chunked)
+        self.max_chunks = max_chunks
+        if self.chunked:
+            self.attributes.check_name(chunk_name(name, max_chunks - 1))
+            self._max_value = chunk_size(name, max_chunks) * max_chunks
+        else:
+            self._max_value = MAX_COOKIE_BYTES - len(name)
         self._codecs: dict[State[Any], TokenCodec] = {}
 
     def codec(self, state: State[T]) -> TokenCodec:
@@ -196,8 +207,18 @@ class ClientStored:
         """Load ``state`` from this handler's cookie; see :meth:`Handler.load`.
 
         More than one cookie with the handler's name is the ``ambiguous``
-        error; an empty value counts as no cookie.
+        error; an empty value counts as no cookie. Chunked handlers first
+        reassemble the token (:func:`clientstate.chunks.join_chunks`).
         """
+        if self.chunked:
+            token, highest = join_chunks(cookies, self.name, self.max_chunks)
+            if token is None:
+                return Loaded()
+            if isinstance(token, LoadError):
+                return Loaded.failed(token, chunks=highest)
+            loaded = self.load_value(state, token, now)
+            loaded.chunks = highest
+            return loaded
         values = cookies.get_all(self.name)
         if not values:
             return Loaded()
@@ -283,9 +304,19 @@ class ClientStored:
             CookieTooLarge: the token would make name plus value exceed 4096 bytes.
         """
         if payload is None:
-            return [self.attributes.delete_cookie(self.name)]
+            return [
+                self.attributes.delete_cookie(chunk_name(self.name, i)) for i in range(loaded.chunks + 1)
+            ]
         token, expires_at = self.seal(state, loaded, payload, now)
-        return [self.set_cookie(self.name, token, expires_at, now)]
+        if not self.chunked:
+            return [self.set_cookie(self.name, token, expires_at, now)]
+        pairs = split_token(self.name, token, self.max_chunks)
+        lines = [self.set_cookie(name, value, expires_at, now) for name, value in pairs]
+        # Chunks the request carried beyond the new count are stale: delete them.
+        lines.extend(
+            self.attributes.delete_cookie(chunk_name(self.name, i)) for i in range(len(pairs), loaded.chunks + 1)
+        )
+        return lines
 
     def set_cookie(self, name: str, value: str, expires_at: int | None, now: float) -> str:
         """Render one ``Set-Cookie`` value for a token expiring at ``expires_at``."""
@@ -317,6 +348,8 @@ def client_stored(
     refresh_after: int | None = None,
     clock_skew: int = 60,
     validate: Validator | None = None,
+    chunked: bool = False,
+    max_chunks: int = 10,
 ) -> ClientStored:
     """Build a handler that keeps the whole state in one cookie.
 
@@ -341,11 +374,16 @@ def client_stored(
         validate: ``validate(state, issued_at) -> bool``, called after a token
             authenticates and decodes; ``False`` (or an exception) makes the
             load a ``rejected`` error. This is the revocation hook.
+        chunked: ``False`` (default): a state too large for one cookie raises
+            :class:`~clientstate.errors.CookieTooLarge` at save. ``True``:
+            split the token across numbered cookies (:mod:`clientstate.chunks`).
+        max_chunks: with ``chunked``, the most cookies one state may use, 2–50
+            (default 10).
 
     Raises:
         ConfigurationError: an invalid cookie name, a name that breaks its
-            ``__Host-``/``__Secure-`` prefix rules with these attributes, or an
-            invalid time setting.
+            ``__Host-``/``__Secure-`` prefix rules with these attributes, an
+            invalid time setting, or ``max_chunks`` outside 2–50.
     """
     return ClientStored(
         keyring,
@@ -357,4 +395,6 @@ def client_stored(
         refresh_after=refresh_after,
         clock_skew=clock_skew,
         validate=validate,
+        chunked=chunked,
+        max_chunks=max_chunks,
     )
