@@ -13,6 +13,7 @@ Quick map (one concept per module):
 * :mod:`clientstate.sudo` — sudo-until elevation.
 """
 
+from clientstate import asgi, sudo, wsgi
 from clientstate.cookies import CookieAttributes, RequestCookies
 from clientstate.errors import (
     ClientStateError,
@@ -53,8 +54,11 @@ __all__ = [
     "StateEncodeError",
     "StateSlot",
     "__version__",
+    "asgi",
     "client_stored",
     "generate_key",
     "get_slot",
     "setup",
+    "sudo",
+    "wsgi",
 ]

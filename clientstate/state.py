@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 import msgspec
 
@@ -116,10 +116,30 @@ class State(Generic[T]):
 
     __slots__ = ("_decoder", "_encoder", "_unordered", "migrations", "name", "type", "version")
 
+    @overload
     def __init__(
         self,
         name: str,
-        type: type[T] | Any,
+        type: type[T],
+        *,
+        version: int = 1,
+        migrations: Iterable[Migration[T]] = (),
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        name: str,
+        type: Any,
+        *,
+        version: int = 1,
+        migrations: Iterable[Migration[T]] = (),
+    ) -> None: ...
+
+    def __init__(
+        self,
+        name: str,
+        type: Any,
         *,
         version: int = 1,
         migrations: Iterable[Migration[T]] = (),

@@ -169,7 +169,7 @@ def test_configuration_errors(kwargs: dict[str, object], message: str) -> None:
     args: dict[str, object] = {"name": "cart", "type": Cart, **kwargs}
     name, type_ = args.pop("name"), args.pop("type")
     with pytest.raises(ConfigurationError, match=message):
-        State(name, type_, **args)  # type: ignore[arg-type]
+        State(name, type_, **args)  # type: ignore[call-overload]
 
 
 def test_migration_configuration_errors() -> None:
