@@ -190,24 +190,29 @@ class State(Generic[T]):
                 not decode as ``type`` (for example a ``str`` in an ``int``
                 field), with msgspec's message naming the field.
         """
-        return self._encode(value)[0]
+        payload, _ = self._encode(value)
+        self._check(payload)
+        return payload
 
     def _encode(self, value: T) -> tuple[bytes, bool]:
-        """``(payload, canonical)``: canonical is False if the value could not be sorted."""
+        """``(payload, canonical)``, unchecked; canonical is False if the value could not be sorted."""
         if value is None:
             raise StateEncodeError(self.name, "None means 'no state' and cannot be encoded")
-        canonical = True
         try:
             try:
-                payload = self._encoder.encode(value)
+                return self._encoder.encode(value), True
             except TypeError:
                 # Unorderable set members or map keys: keep iteration order.
-                payload = self._unordered.encode(value)
-                canonical = False
-            self._decoder.decode(payload)
-        except (msgspec.EncodeError, msgspec.DecodeError, TypeError, ValueError) as exc:
+                return self._unordered.encode(value), False
+        except (msgspec.EncodeError, TypeError, ValueError) as exc:
             raise StateEncodeError(self.name, str(exc)) from None
-        return payload, canonical
+
+    def _check(self, payload: bytes) -> None:
+        """Raise :class:`StateEncodeError` unless ``payload`` decodes strictly as the type."""
+        try:
+            self._decoder.decode(payload)
+        except (msgspec.DecodeError, TypeError, ValueError) as exc:
+            raise StateEncodeError(self.name, str(exc)) from None
 
     def changed(self, loaded_payload: bytes | None, value: T) -> bytes | None:
         """The encoding of ``value`` if it differs from the state encoded as ``loaded_payload``, else ``None``.
@@ -222,12 +227,13 @@ class State(Generic[T]):
         """
         payload, canonical = self._encode(value)
         if payload == loaded_payload:
-            return None
+            return None  # the same bytes decoded on load: no need to check them again
         if not canonical and loaded_payload is not None:
             # A fresh decoding, so in-place changes to the loaded object still count.
             before = self.decode(loaded_payload)
             if not isinstance(before, LoadError) and before == value:
                 return None
+        self._check(payload)
         return payload
 
     def decode(self, payload: bytes, version: int | None = None) -> T | LoadError:

@@ -112,6 +112,7 @@ class Mode(enum.IntEnum):
 
 _FLAG_EXPIRES: Final = 0x01
 _U64: Final = struct.Struct(">Q")
+_U64x2: Final = struct.Struct(">QQ")
 _U64_MAX: Final = 2**64 - 1
 _HMAC_TAG: Final = 32
 _GCM_TAG: Final = 16
@@ -128,9 +129,9 @@ AUTHENTICATED_OVERHEAD: Final = _A_HEADER + _INNER_MIN + _HMAC_TAG
 #: Fixed bytes an encrypted token adds to the payload (without expires-at).
 ENCRYPTED_OVERHEAD: Final = _E_HEADER + _INNER_MIN + _GCM_TAG
 
-_TO_STD: Final = str.maketrans("-_", "+/")
+_TO_STD: Final = bytes.maketrans(b"-_", b"+/")
 _FROM_STD: Final = bytes.maketrans(b"+/", b"-_")
-_PAD: Final = ("", "", "==", "=")
+_PAD: Final = (b"", b"", b"==", b"=")
 _ALPHABET: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 # For a length of 2 or 3 mod 4, the last character carries 4 or 2 unused low
 # bits, which canonical base64 sets to zero (RFC 4648 §3.5).
@@ -163,9 +164,10 @@ def b64url_decode(text: str) -> bytes | None:
     if rem and text[-1] not in _LAST_OK[rem]:
         return None
     try:
-        return binascii.a2b_base64(text.translate(_TO_STD) + _PAD[rem], strict_mode=True)
-    except (binascii.Error, ValueError):
-        # ValueError: non-ASCII characters in a str argument.
+        data = text.encode("ascii")
+        # strict_mode rejects every character outside the (translated) alphabet.
+        return binascii.a2b_base64(data.translate(_TO_STD) + _PAD[rem], strict_mode=True)
+    except (binascii.Error, UnicodeEncodeError):
         return None
 
 
@@ -426,40 +428,34 @@ class TokenCodec:
             or a ``LoadError`` of kind ``too_large``, ``malformed``,
             ``unsupported_version``, ``unknown_key`` or ``authentication_failed``.
         """
-        if len(value) > self.max_length:
+        # The hot path, kept flat: this runs on every request that carries a cookie.
+        size = len(value)
+        if size > self.max_length:
             return LoadError(
-                ErrorKind.TOO_LARGE,
-                f"cookie value is {len(value)} characters, over the {self.max_length} accepted",
+                ErrorKind.TOO_LARGE, f"cookie value is {size} characters, over the {self.max_length} accepted"
             )
-        if not value:
-            return MALFORMED_EMPTY
-        raw = b64url_decode(value)
+        raw = b64url_decode(value) if value else b""
         if raw is None:
             return MALFORMED_BASE64
-        if self.mode is Mode.AUTHENTICATED:
-            return self._open_authenticated(raw)
-        return self._open_encrypted(raw)
-
-    def _check_header(self, raw: bytes, minimum: int) -> LoadError | None:
         if not raw:
-            return MALFORMED_SHORT
+            return MALFORMED_EMPTY
         if raw[0] != self.mode:
             return LoadError(
                 ErrorKind.UNSUPPORTED_VERSION,
                 f"version byte 0x{raw[0]:02x}; this handler reads only "
                 f"0x{self.mode.value:02x} ({self.mode.name.lower()})",
             )
-        if len(raw) < minimum:
-            return MALFORMED_SHORT
-        return None
+        if self.mode is Mode.AUTHENTICATED:
+            return self._open_authenticated(raw)
+        return self._open_encrypted(raw)
 
     def _open_authenticated(self, raw: bytes) -> Opened | LoadError:
-        bad = self._check_header(raw, AUTHENTICATED_OVERHEAD)
-        if bad is not None:
-            return bad
-        macs = self._macs.get(raw[1])
+        if len(raw) < AUTHENTICATED_OVERHEAD:
+            return MALFORMED_SHORT
+        key_id = raw[1]
+        macs = self._macs.get(key_id)
         if macs is None:
-            return LoadError(ErrorKind.UNKNOWN_KEY, f"key id {raw[1]} is not in the keyring")
+            return LoadError(ErrorKind.UNKNOWN_KEY, f"key id {key_id} is not in the keyring")
         signed = raw[:-_HMAC_TAG]
         tag = raw[-_HMAC_TAG:]
         for index, prefix in enumerate(macs):
@@ -469,13 +465,12 @@ class TokenCodec:
                 mac.verify(tag)  # constant-time comparison inside cryptography
             except InvalidSignature:
                 continue
-            return self._opened(signed[_A_HEADER:], raw[1], index)
+            return self._opened(signed, _A_HEADER, key_id, index)
         return AUTH_FAILED
 
     def _open_encrypted(self, raw: bytes) -> Opened | LoadError:
-        bad = self._check_header(raw, ENCRYPTED_OVERHEAD)
-        if bad is not None:
-            return bad
+        if len(raw) < ENCRYPTED_OVERHEAD:
+            return MALFORMED_SHORT
         key_id = raw[1]
         aead_key = self._aead_keys.get(key_id)
         if aead_key is None:
@@ -501,12 +496,19 @@ class TokenCodec:
                     if len(self._openers) >= _DECRYPT_CACHE:
                         self._openers.pop(next(iter(self._openers)))
                     self._openers[cache_key] = aead
-            return self._opened(inner, key_id, index)
+            return self._opened(inner, 0, key_id, index)
         return AUTH_FAILED
 
-    def _opened(self, inner: bytes, key_id: int, index: int) -> Opened | LoadError:
-        parsed = _parse_inner(inner)
-        if isinstance(parsed, LoadError):
-            return parsed
-        payload, issued_at, expires_at = parsed
-        return Opened(payload, issued_at, expires_at, key_id, self._versions[index])
+    def _opened(self, data: bytes, at: int, key_id: int, index: int) -> Opened | LoadError:
+        """Parse the authenticated inner bytes starting at offset ``at`` of ``data``."""
+        if len(data) - at < _INNER_MIN:
+            return MALFORMED_SHORT
+        flags = data[at]
+        if flags == 0:
+            return Opened(data[at + 9 :], _U64.unpack_from(data, at + 1)[0], None, key_id, self._versions[index])
+        if flags != _FLAG_EXPIRES:
+            return LoadError(ErrorKind.MALFORMED, f"reserved flag bits set (flags=0x{flags:02x})")
+        if len(data) - at < _INNER_MIN + 8:
+            return MALFORMED_SHORT
+        issued_at, expires_at = _U64x2.unpack_from(data, at + 1)
+        return Opened(data[at + 17 :], issued_at, expires_at, key_id, self._versions[index])
