@@ -35,6 +35,19 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
+_ENCODED: dict[tuple[str, str], tuple[bytes, bytes]] = {
+    ("Vary", "Cookie"): (b"vary", b"Cookie"),
+    ("Cache-Control", "private"): (b"cache-control", b"private"),
+}
+
+
+def _encode_header(header: tuple[str, str]) -> tuple[bytes, bytes]:
+    encoded = _ENCODED.get(header)
+    if encoded is None:
+        return header[0].lower().encode("latin-1"), header[1].encode("latin-1")
+    return encoded
+
+
 class StateMiddleware:
     """ASGI middleware that loads and saves one state around ``app``.
 
@@ -61,10 +74,7 @@ class StateMiddleware:
             await self.app(scope, receive, send)
             return
         binding = self.binding
-        cookie_headers = [
-            value.decode("latin-1") for name, value in scope["headers"] if name == b"cookie"
-        ]
-        slot = binding.begin(cookie_headers)
+        slot = binding.begin([value.decode("latin-1") for name, value in scope["headers"] if name == b"cookie"])
         scope = {**scope, self.key: slot}
         if kind == "websocket":
             await self.app(scope, receive, send)
@@ -73,16 +83,16 @@ class StateMiddleware:
         async def send_with_state(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = message.get("headers", ())
-                vary = [v.decode("latin-1") for k, v in headers if k.lower() == b"vary"]
-                has_cache_control = any(k.lower() == b"cache-control" for k, _ in headers)
+                vary = []
+                has_cache_control = False
+                for name, value in headers:
+                    name = name.lower()
+                    if name == b"vary":
+                        vary.append(value.decode("latin-1"))
+                    elif name == b"cache-control":
+                        has_cache_control = True
                 extra = state_headers(vary, has_cache_control, binding.finish(slot))
-                message = {
-                    **message,
-                    "headers": [
-                        *headers,
-                        *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra),
-                    ],
-                }
+                message = {**message, "headers": [*headers, *map(_encode_header, extra)]}
             await send(message)
 
         await self.app(scope, receive, send_with_state)

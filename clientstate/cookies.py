@@ -206,6 +206,10 @@ def check_cookie_size(name: str, value: str) -> None:
         raise CookieTooLarge(name, size, MAX_COOKIE_BYTES)
 
 
+# Per cookie name, a pattern finding its values with the rules of parse_cookie_header.
+_PATTERNS: dict[str, re.Pattern[str]] = {}
+
+
 def parse_cookie_header(header: str) -> Iterator[tuple[str, str]]:
     """Yield the ``(name, value)`` pairs of one ``Cookie`` field value, in order.
 
@@ -252,13 +256,26 @@ class RequestCookies:
         return parsed
 
     def get_all(self, name: str) -> list[str]:
-        """Every value sent for ``name``, in order (empty if none)."""
+        """Every value sent for ``name``, in order (empty if none).
+
+        Gives exactly what :func:`parse_cookie_header` gives for ``name``,
+        without parsing the other pairs.
+        """
         parsed = self._parsed
-        if parsed is None:
-            if not any(name in h for h in self._headers):
-                return []
-            parsed = self._parse()
-        return parsed.get(name, [])
+        if parsed is not None:
+            return parsed.get(name, [])
+        pattern = _PATTERNS.get(name)
+        if pattern is None:
+            pattern = _PATTERNS[name] = re.compile(r"(?:^|;)[ \t]*" + re.escape(name) + r"[ \t]*=([^;]*)")
+        found = []
+        for header in self._headers:
+            if name in header:
+                for value in pattern.findall(header):
+                    value = value.strip(" \t")
+                    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+                        value = value[1:-1]
+                    found.append(value)
+        return found
 
     def names(self) -> list[str]:
         """Every cookie name sent, each once, in first-seen order."""

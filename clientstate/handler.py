@@ -77,7 +77,6 @@ class Loaded(Generic[T]):
         self,
         state: T | None = None,
         error: LoadError | None = None,
-        *,
         present: bool = False,
         issued_at: int | None = None,
         expires_at: int | None = None,
@@ -231,11 +230,11 @@ class ClientStored:
 
     def load_value(self, state: State[T], value: str, now: float) -> Loaded[T]:
         """Load ``state`` from one cookie value (the token); never raises."""
-        codec = self.codec(state)
-        opened = codec.open(value)
+        codec = self._codecs.get(state) or self.codec(state)
+        opened = codec.open_fields(value)
         if isinstance(opened, LoadError):
             return Loaded.failed(opened)
-        issued_at = opened.issued_at
+        payload, issued_at, expires_at, key_id, schema_version = opened
         if issued_at > now + self.clock_skew:
             return Loaded.failed(
                 LoadError(
@@ -244,18 +243,14 @@ class ClientStored:
                     f"{self.clock_skew} s skew allowed",
                 )
             )
-        expires_at = opened.expires_at
         if expires_at is not None and now >= expires_at:
-            return Loaded.failed(
-                LoadError(ErrorKind.EXPIRED, f"expired {now - expires_at:.0f} s ago")
-            )
+            return Loaded.failed(LoadError(ErrorKind.EXPIRED, f"expired {now - expires_at:.0f} s ago"))
         age = now - issued_at
         if self.max_age is not None and age > self.max_age:
             return Loaded.failed(
                 LoadError(ErrorKind.TOO_OLD, f"issued {age:.0f} s ago, over max_age {self.max_age} s")
             )
-        schema_version = opened.schema_version
-        decoded = state.decode(opened.payload, schema_version)
+        decoded = state.decode(payload, schema_version)
         if isinstance(decoded, LoadError):
             return Loaded.failed(decoded)
         if self.validate is not None:
@@ -267,14 +262,14 @@ class ClientStored:
         return Loaded(
             decoded,
             None,
-            present=True,
-            issued_at=issued_at,
-            expires_at=expires_at,
-            key_id=opened.key_id,
-            schema_version=schema_version,
-            payload=state.encode(decoded) if migrated else opened.payload,
-            reissue=migrated or refresh or opened.key_id != codec.current_key_id,
-            keep_times=not refresh,
+            True,
+            issued_at,
+            expires_at,
+            key_id,
+            schema_version,
+            state.encode(decoded) if migrated else payload,
+            migrated or refresh or key_id != codec.current_key_id,
+            not refresh,
         )
 
     def seal(self, state: State[T], loaded: Loaded[T], payload: bytes, now: float) -> tuple[str, int | None]:

@@ -157,13 +157,17 @@ def state_headers(
         The application's own headers are never changed.
     """
     extra: list[tuple[str, str]] = []
-    if not vary_covers_cookie(vary_values):
-        extra.append(("Vary", "Cookie"))
+    if not vary_values or not vary_covers_cookie(vary_values):
+        extra.append(_VARY_COOKIE)
     if set_cookies:
         extra.extend(("Set-Cookie", value) for value in set_cookies)
         if not has_cache_control:
-            extra.append(("Cache-Control", "private"))
+            extra.append(_CACHE_PRIVATE)
     return extra
+
+
+_VARY_COOKIE = ("Vary", "Cookie")
+_CACHE_PRIVATE = ("Cache-Control", "private")
 
 
 def get_slot(mapping: Mapping[str, Any], state: State[T]) -> StateSlot[T]:

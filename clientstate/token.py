@@ -428,53 +428,79 @@ class TokenCodec:
             or a ``LoadError`` of kind ``too_large``, ``malformed``,
             ``unsupported_version``, ``unknown_key`` or ``authentication_failed``.
         """
-        # The hot path, kept flat: this runs on every request that carries a cookie.
+        fields = self.open_fields(value)
+        return fields if isinstance(fields, LoadError) else Opened(*fields)
+
+    def open_fields(self, value: str) -> tuple[bytes, int, int | None, int, int] | LoadError:
+        """:meth:`open` returning a plain tuple in :class:`Opened` order: the per-request hot path."""
         size = len(value)
         if size > self.max_length:
             return LoadError(
                 ErrorKind.TOO_LARGE, f"cookie value is {size} characters, over the {self.max_length} accepted"
             )
-        raw = b64url_decode(value) if value else b""
+        if not size:
+            return MALFORMED_EMPTY
+        raw = b64url_decode(value)
         if raw is None:
             return MALFORMED_BASE64
-        if not raw:
-            return MALFORMED_EMPTY
-        if raw[0] != self.mode:
-            return LoadError(
-                ErrorKind.UNSUPPORTED_VERSION,
-                f"version byte 0x{raw[0]:02x}; this handler reads only "
-                f"0x{self.mode.value:02x} ({self.mode.name.lower()})",
-            )
+        if not raw or raw[0] != self.mode:
+            return self._bad_version(raw)
         if self.mode is Mode.AUTHENTICATED:
-            return self._open_authenticated(raw)
-        return self._open_encrypted(raw)
-
-    def _open_authenticated(self, raw: bytes) -> Opened | LoadError:
-        if len(raw) < AUTHENTICATED_OVERHEAD:
+            if len(raw) < AUTHENTICATED_OVERHEAD:
+                return MALFORMED_SHORT
+            macs = self._macs.get(raw[1])
+            if macs is None:
+                return LoadError(ErrorKind.UNKNOWN_KEY, f"key id {raw[1]} is not in the keyring")
+            data = raw[:-_HMAC_TAG]
+            index = self._verify(macs, data, raw[-_HMAC_TAG:])
+            at = _A_HEADER
+        else:
+            if len(raw) < ENCRYPTED_OVERHEAD:
+                return MALFORMED_SHORT
+            aead_key = self._aead_keys.get(raw[1])
+            if aead_key is None:
+                return LoadError(ErrorKind.UNKNOWN_KEY, f"key id {raw[1]} is not in the keyring")
+            data, index = self._decrypt(aead_key, raw)
+            at = 0
+        if index < 0:
+            return AUTH_FAILED
+        # The inner bytes authenticated: parse flags, times and payload.
+        if len(data) - at < _INNER_MIN:
             return MALFORMED_SHORT
-        key_id = raw[1]
-        macs = self._macs.get(key_id)
-        if macs is None:
-            return LoadError(ErrorKind.UNKNOWN_KEY, f"key id {key_id} is not in the keyring")
-        signed = raw[:-_HMAC_TAG]
-        tag = raw[-_HMAC_TAG:]
+        flags = data[at]
+        if flags == 0:
+            return data[at + 9 :], _U64.unpack_from(data, at + 1)[0], None, raw[1], self._versions[index]
+        if flags != _FLAG_EXPIRES:
+            return LoadError(ErrorKind.MALFORMED, f"reserved flag bits set (flags=0x{flags:02x})")
+        if len(data) - at < _INNER_MIN + 8:
+            return MALFORMED_SHORT
+        issued_at, expires_at = _U64x2.unpack_from(data, at + 1)
+        return data[at + 17 :], issued_at, expires_at, raw[1], self._versions[index]
+
+    def _bad_version(self, raw: bytes) -> LoadError:
+        if not raw:
+            return MALFORMED_SHORT
+        return LoadError(
+            ErrorKind.UNSUPPORTED_VERSION,
+            f"version byte 0x{raw[0]:02x}; this handler reads only 0x{self.mode.value:02x} ({self.mode.name.lower()})",
+        )
+
+    @staticmethod
+    def _verify(macs: tuple[hmac.HMAC, ...], data: bytes, tag: bytes) -> int:
+        """Index of the schema version whose HMAC matches ``tag``, or -1."""
         for index, prefix in enumerate(macs):
             mac = prefix.copy()
-            mac.update(signed)
+            mac.update(data)
             try:
                 mac.verify(tag)  # constant-time comparison inside cryptography
             except InvalidSignature:
                 continue
-            return self._opened(signed, _A_HEADER, key_id, index)
-        return AUTH_FAILED
+            return index
+        return -1
 
-    def _open_encrypted(self, raw: bytes) -> Opened | LoadError:
-        if len(raw) < ENCRYPTED_OVERHEAD:
-            return MALFORMED_SHORT
+    def _decrypt(self, aead_key: bytes, raw: bytes) -> tuple[bytes, int]:
+        """``(inner, index of the schema version)`` for an authentic token, else ``(b"", -1)``."""
         key_id = raw[1]
-        aead_key = self._aead_keys.get(key_id)
-        if aead_key is None:
-            return LoadError(ErrorKind.UNKNOWN_KEY, f"key id {key_id} is not in the keyring")
         header = raw[:_E_HEADER]
         salt = raw[2 : 2 + _SALT]
         cache_key = (key_id, salt)
@@ -496,19 +522,5 @@ class TokenCodec:
                     if len(self._openers) >= _DECRYPT_CACHE:
                         self._openers.pop(next(iter(self._openers)))
                     self._openers[cache_key] = aead
-            return self._opened(inner, 0, key_id, index)
-        return AUTH_FAILED
-
-    def _opened(self, data: bytes, at: int, key_id: int, index: int) -> Opened | LoadError:
-        """Parse the authenticated inner bytes starting at offset ``at`` of ``data``."""
-        if len(data) - at < _INNER_MIN:
-            return MALFORMED_SHORT
-        flags = data[at]
-        if flags == 0:
-            return Opened(data[at + 9 :], _U64.unpack_from(data, at + 1)[0], None, key_id, self._versions[index])
-        if flags != _FLAG_EXPIRES:
-            return LoadError(ErrorKind.MALFORMED, f"reserved flag bits set (flags=0x{flags:02x})")
-        if len(data) - at < _INNER_MIN + 8:
-            return MALFORMED_SHORT
-        issued_at, expires_at = _U64x2.unpack_from(data, at + 1)
-        return Opened(data[at + 17 :], issued_at, expires_at, key_id, self._versions[index])
+            return inner, index
+        return b"", -1

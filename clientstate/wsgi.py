@@ -64,8 +64,14 @@ class StateMiddleware:
             exc_info: OptExcInfo | None = None,
             /,
         ) -> Callable[[bytes], object]:
-            vary = [v for k, v in headers if k.lower() == "vary"]
-            has_cache_control = any(k.lower() == "cache-control" for k, _ in headers)
+            vary = []
+            has_cache_control = False
+            for name, value in headers:
+                name = name.lower()
+                if name == "vary":
+                    vary.append(value)
+                elif name == "cache-control":
+                    has_cache_control = True
             extra = state_headers(vary, has_cache_control, binding.finish(slot))
             return start_response(status, [*headers, *extra], exc_info)
 

@@ -1,14 +1,17 @@
 """The fuzz harness: one function, :func:`check_one_input`, over every input-facing parser.
 
 Shared by the atheris target (``fuzz_tokens.py``) and the Hypothesis property
-tests (``tests/security/test_fuzz_properties.py``), so both exercise exactly the
+tests (``tests/security/test_fuzzing.py``), so both exercise exactly the
 same checks. Nothing here imports atheris.
 
 The first byte of an input selects the target (low two bits) and how the rest
 is turned into ``str`` (bit 2):
 
 * target 0: ``Cookie`` header parsing (``parse_cookie_header``, ``RequestCookies``);
-  the text is split on ``"\\n"`` into several header fields;
+  the text is split on ``"\\n"`` into several header fields. With bit 3 set,
+  the same fields also go through a *chunked* handler (``client_stored(...,
+  chunked=True, max_chunks=4)``; bit 4 picks the mode): load, then the save
+  decision, which must never write more than ``max_chunks`` cookies;
 * target 1: opening a token in authenticated mode (``TokenCodec.open``,
   ``peek``, ``ClientStored.load`` through ``RequestCookies``, ``Binding``);
 * target 2: the same in encrypted mode;
@@ -19,7 +22,7 @@ bit 2 clear: the rest is decoded as latin-1 (as the ASGI adapter and WSGI
 servers do, every byte maps to one character); set: as UTF-8 with
 ``surrogateescape`` (reaches code points above U+00FF and lone surrogates).
 
-No input may raise: any exception, including a failed ``assert``, is a finding.
+No input may raise: any exception, including a failed check (:class:`FuzzFinding`), is a finding.
 """
 
 from __future__ import annotations
@@ -38,13 +41,17 @@ from clientstate.token import Mode, Opened, Peeked, TokenCodec, b64url_decode, b
 
 __all__ = [
     "ACCOUNT",
+    "CHUNKED",
+    "CODECS",
     "COOKIE",
     "HANDLERS",
     "KEYRING",
     "NOW",
     "Account",
     "AccountV1",
+    "FuzzFinding",
     "check_b64url",
+    "check_chunked",
     "check_cookie_headers",
     "check_one_input",
     "check_token",
@@ -116,6 +123,25 @@ CODECS: Final[dict[Mode, TokenCodec]] = {mode: h.codec(ACCOUNT) for mode, h in H
 BINDINGS: Final[dict[Mode, Binding[Account]]] = {
     mode: Binding(ACCOUNT, h, FrozenClock(NOW)) for mode, h in HANDLERS.items()
 }
+MAX_CHUNKS: Final = 4
+CHUNKED: Final[dict[Mode, Binding[Account]]] = {
+    mode: Binding(
+        ACCOUNT,
+        client_stored(KEYRING, name=COOKIE, encrypted=mode is Mode.ENCRYPTED, chunked=True, max_chunks=MAX_CHUNKS),
+        FrozenClock(NOW),
+    )
+    for mode in Mode
+}
+
+
+class FuzzFinding(AssertionError):
+    """A check of the harness failed: the library broke a documented guarantee."""
+
+
+def _require(condition: bool, detail: object = "") -> None:
+    # Not ``assert``: checks must also hold under ``python -O``.
+    if not condition:
+        raise FuzzFinding(str(detail))
 
 
 def is_canonical_b64url(text: str) -> bool:
@@ -130,11 +156,11 @@ def check_b64url(text: str) -> None:
     """``b64url_decode`` returns bytes exactly for canonical input, and they re-encode to it."""
     raw = b64url_decode(text)
     if raw is None:
-        assert not is_canonical_b64url(text), f"canonical text refused: {text!r}"
+        _require(not is_canonical_b64url(text), f"canonical text refused: {text!r}")
         return
-    assert type(raw) is bytes, type(raw)
-    assert b64url_encode(raw) == text, f"{text!r} decoded but does not re-encode to itself"
-    assert is_canonical_b64url(text)
+    _require(type(raw) is bytes, type(raw))
+    _require(b64url_encode(raw) == text, f"{text!r} decoded but does not re-encode to itself")
+    _require(is_canonical_b64url(text))
 
 
 def check_cookie_headers(headers: list[str]) -> None:
@@ -142,50 +168,52 @@ def check_cookie_headers(headers: list[str]) -> None:
     pairs: list[tuple[str, str]] = []
     for header in headers:
         for name, value in parse_cookie_header(header):
-            assert type(name) is str and type(value) is str
-            assert name, "empty cookie name yielded"
-            assert name == name.strip(" \t"), f"untrimmed name {name!r}"
-            assert ";" not in name and "=" not in name and ";" not in value
-            assert name in header and value in header
+            _require(type(name) is str and type(value) is str)
+            _require(bool(name), "empty cookie name yielded")
+            _require(name == name.strip(" \t"), f"untrimmed name {name!r}")
+            _require(";" not in name and "=" not in name and ";" not in value)
+            _require(name in header and value in header)
             pairs.append((name, value))
     names = list(dict.fromkeys(name for name, _ in pairs))
     parsed = RequestCookies(headers)
-    assert parsed.names() == names
+    _require(parsed.names() == names)
     for name in names:
-        assert parsed.get_all(name) == [v for n, v in pairs if n == name]
+        _require(parsed.get_all(name) == [v for n, v in pairs if n == name])
     # A fresh instance takes the lazy path (get_all before any full parse).
     lazy = RequestCookies(headers)
     for name in [COOKIE, *names[:8]]:
-        assert lazy.get_all(name) == [v for n, v in pairs if n == name]
-    assert bool(lazy) == any(headers)
+        _require(lazy.get_all(name) == [v for n, v in pairs if n == name])
+    _require(bool(lazy) == any(headers))
 
 
 def _check_opened(opened: Opened | LoadError, value: str, codec: TokenCodec) -> None:
     if isinstance(opened, LoadError):
-        assert opened.kind in OPEN_KINDS, opened
+        _require(opened.kind in OPEN_KINDS, opened)
         if opened.kind is ErrorKind.TOO_LARGE:
-            assert len(value) > codec.max_length
+            _require(len(value) > codec.max_length)
         return
-    assert isinstance(opened, Opened), type(opened)
+    _require(isinstance(opened, Opened), type(opened))
     # Only a real token opens: canonical, within the limit, our mode, a known key.
-    assert len(value) <= codec.max_length
+    _require(len(value) <= codec.max_length)
     raw = b64url_decode(value)
-    assert raw is not None and raw[0] == codec.mode and KEYRING.get(raw[1]) is not None
-    assert type(opened.payload) is bytes
-    assert type(opened.issued_at) is int and 0 <= opened.issued_at < 2**64
-    assert opened.expires_at is None or (type(opened.expires_at) is int and 0 <= opened.expires_at < 2**64)
-    assert opened.key_id == raw[1]
-    assert opened.schema_version in ACCOUNT.versions
+    if raw is None:
+        raise FuzzFinding(f"a non-canonical value opened: {value!r}")
+    _require(raw[0] == codec.mode and KEYRING.get(raw[1]) is not None)
+    _require(type(opened.payload) is bytes)
+    _require(type(opened.issued_at) is int and 0 <= opened.issued_at < 2**64)
+    _require(opened.expires_at is None or (type(opened.expires_at) is int and 0 <= opened.expires_at < 2**64))
+    _require(opened.key_id == raw[1])
+    _require(opened.schema_version in ACCOUNT.versions)
 
 
 def _check_loaded(loaded: Loaded[Account]) -> None:
-    assert isinstance(loaded, Loaded)
+    _require(isinstance(loaded, Loaded))
     if loaded.error is not None:
-        assert isinstance(loaded.error, LoadError) and loaded.error.kind in set(ErrorKind)
-        assert loaded.state is None
+        _require(isinstance(loaded.error, LoadError) and loaded.error.kind in set(ErrorKind))
+        _require(loaded.state is None)
     elif loaded.state is not None:
-        assert isinstance(loaded.state, Account)
-        assert loaded.present and loaded.issued_at is not None and loaded.key_id is not None
+        _require(isinstance(loaded.state, Account))
+        _require(loaded.present and loaded.issued_at is not None and loaded.key_id is not None)
 
 
 def check_token(mode: Mode, value: str) -> None:
@@ -195,9 +223,9 @@ def check_token(mode: Mode, value: str) -> None:
 
     peeked = peek(value)
     if isinstance(peeked, LoadError):
-        assert peeked.kind in PEEK_KINDS, peeked
+        _require(peeked.kind in PEEK_KINDS, peeked)
     else:
-        assert isinstance(peeked, Peeked) and peeked.mode in set(Mode) and 0 <= peeked.key_id <= 255
+        _require(isinstance(peeked, Peeked) and peeked.mode in set(Mode) and 0 <= peeked.key_id <= 255)
 
     handler = HANDLERS[mode]
     direct = handler.load_value(ACCOUNT, value, NOW)
@@ -208,10 +236,20 @@ def check_token(mode: Mode, value: str) -> None:
     slot = binding.begin([f"{COOKIE}={value}"])
     _check_loaded(slot.loaded)
     set_cookies = binding.finish(slot)
-    assert isinstance(set_cookies, list) and all(type(s) is str for s in set_cookies)
-    assert len(set_cookies) <= 1
+    _require(isinstance(set_cookies, list) and all(type(s) is str for s in set_cookies))
+    _require(len(set_cookies) <= 1)
     if set_cookies:
-        assert set_cookies[0].startswith(f"{COOKIE}=")
+        _require(set_cookies[0].startswith(f"{COOKIE}="))
+
+
+def check_chunked(mode: Mode, headers: list[str]) -> None:
+    """A chunked handler loads any header fields into a ``Loaded`` and answers with at most ``max_chunks`` lines."""
+    binding = CHUNKED[mode]
+    slot = binding.begin(headers)
+    _check_loaded(slot.loaded)
+    lines = binding.finish(slot)
+    _require(isinstance(lines, list) and all(type(s) is str for s in lines))
+    _require(len(lines) <= MAX_CHUNKS, f"{len(lines)} Set-Cookie lines for a {MAX_CHUNKS}-chunk handler")
 
 
 def _text(selector: int, rest: bytes) -> str:
@@ -229,6 +267,8 @@ def check_one_input(data: bytes) -> None:
     target = selector & 0x03
     if target == 0:
         check_cookie_headers(text.split("\n"))
+        if selector & 0x08:
+            check_chunked(Mode.ENCRYPTED if selector & 0x10 else Mode.AUTHENTICATED, text.split("\n"))
     elif target == 1:
         check_token(Mode.AUTHENTICATED, text)
     elif target == 2:

@@ -12,14 +12,15 @@ import hashlib
 import sys
 from pathlib import Path
 
+import msgspec
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import ACCOUNT, CODECS, COOKIE, NOW, Account, AccountV1  # noqa: E402
+from harness import ACCOUNT, CHUNKED, CODECS, COOKIE, NOW, Account, AccountV1
 
-from clientstate import client_stored  # noqa: E402
-from clientstate.keys import Keyring  # noqa: E402
-from clientstate.testing import fixed_keyring  # noqa: E402
-from clientstate.token import Mode, TokenCodec  # noqa: E402
+from clientstate import client_stored
+from clientstate.testing import fixed_keyring
+from clientstate.token import Mode, TokenCodec
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 
@@ -27,16 +28,15 @@ CORPUS = Path(__file__).resolve().parent / "corpus"
 def _tokens(mode: Mode) -> dict[str, str]:
     codec = CODECS[mode]
     payload = ACCOUNT.encode(Account(7, "alice", ["admin"], sudo_until=NOW + 300.0))
-    old_key: Keyring = fixed_keyring(1)
-    old = client_stored(old_key, name=COOKIE, encrypted=mode is Mode.ENCRYPTED).codec(ACCOUNT)
+    old = client_stored(fixed_keyring(1), name=COOKIE, encrypted=mode is Mode.ENCRYPTED).codec(ACCOUNT)
     v1 = TokenCodec(fixed_keyring(2), mode, COOKIE, ACCOUNT.name, [1], 4000)
     return {
         "valid": codec.seal(payload, NOW - 10),
         "valid-expires": codec.seal(payload, NOW - 10, NOW + 3000),
         "refresh-due": codec.seal(payload, NOW - 700, NOW + 3000),
         "old-key": old.seal(payload, NOW - 10),
-        "schema-v1": v1.seal(ACCOUNT.migrations[0].type and b"\x81\xa7user_id\x05", NOW - 10),
-        "v1-bad-upgrade": v1.seal(_encode_v1(AccountV1(-1)), NOW - 10),
+        "schema-v1": v1.seal(msgspec.msgpack.encode(AccountV1(5)), NOW - 10),
+        "v1-bad-upgrade": v1.seal(msgspec.msgpack.encode(AccountV1(-1)), NOW - 10),
         "banned": codec.seal(ACCOUNT.encode(Account(666, "mallory")), NOW - 10),
         "expired": codec.seal(payload, NOW - 4000, NOW - 400),
         "future": codec.seal(payload, NOW + 4000),
@@ -46,10 +46,14 @@ def _tokens(mode: Mode) -> dict[str, str]:
     }
 
 
-def _encode_v1(value: AccountV1) -> bytes:
-    import msgspec
-
-    return msgspec.msgpack.encode(value)
+def _chunked_cookies(mode: Mode) -> list[str]:
+    """``name=value`` of a genuine two-chunk cookie from the harness's chunked handler."""
+    binding = CHUNKED[mode]
+    slot = binding.begin([])
+    slot.state = Account(3, "c" * 3100)
+    lines = [line.split(";", 1)[0] for line in binding.finish(slot)]
+    assert len(lines) == 2, len(lines)
+    return lines
 
 
 def seeds() -> dict[str, bytes]:
@@ -67,10 +71,18 @@ def seeds() -> dict[str, bytes]:
     out["header-quoted"] = b"\x00" + f'{COOKIE}="{valid}"'.encode("ascii")
     out["header-duplicate"] = b"\x00" + f"{COOKIE}={valid}; {COOKIE}=junk".encode("ascii")
     out["header-two-fields"] = b"\x00" + f"{COOKIE}={valid}\n{COOKIE}={enc['valid']}".encode("ascii")
-    out["header-junk"] = b"\x00" + b"; ;=x; noequals; \t a \t=\t\"b\" ;c=\"\";d=\""
+    out["header-junk"] = b"\x00" + b'; ;=x; noequals; \t a \t=\t"b" ;c="";d="'
     out["header-utf8"] = b"\x04" + "é=ü; cs=\u2603".encode()
+    for mode, selector in ((Mode.AUTHENTICATED, b"\x08"), (Mode.ENCRYPTED, b"\x18")):
+        lines = _chunked_cookies(mode)
+        out[f"chunked-{mode.name.lower()}"] = selector + "\n".join(lines).encode("ascii")
+        out[f"chunked-{mode.name.lower()}-one-field"] = selector + "; ".join(lines).encode("ascii")
+    # Regression inputs for findings (chunk indices are client-chosen cookie names):
+    # cs.100 made a 4-chunk handler answer with 101 Set-Cookie lines; 4400 digits made int() raise.
+    out["regression-chunk-index-amplification"] = b"\x08cs.100=x"
+    out["regression-chunk-index-4400-digits"] = b"\x18cs." + b"9" * 4400 + b"=x; cs=2.AAAA"
     for text in ("", "A", "QQ", "QR", "QUI", "QUJ", "AAAA", "-_-_", "QQ==", "Q+/=", "é"):
-        out[f"b64-{hashlib.sha1(text.encode()).hexdigest()[:8]}"] = b"\x03" + text.encode("latin-1")
+        out[f"b64-{hashlib.sha256(text.encode()).hexdigest()[:8]}"] = b"\x03" + text.encode("latin-1")
     return out
 
 

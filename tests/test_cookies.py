@@ -128,3 +128,13 @@ def test_size_limit_is_name_plus_value_4096_bytes() -> None:
     assert info.value.size == 4097
     assert info.value.limit == 4096
     assert "'cs' would be 4097 bytes" in str(info.value)
+
+
+@given(st.lists(st.tuples(st.sampled_from(["cs", "a", " cs", "cs ", "xcs", "cs.1"]), st.text(max_size=12)), max_size=8))
+def test_get_all_agrees_with_the_full_parser(pairs: list[tuple[str, str]]) -> None:
+    header = ";".join(f"{n}={v}" for n, v in pairs)
+    expected = [v for n, v in parse_cookie_header(header) if n == "cs"]
+    assert RequestCookies([header]).get_all("cs") == expected
+    full = RequestCookies([header])
+    full.names()  # forces the full parse
+    assert full.get_all("cs") == expected
