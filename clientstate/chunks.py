@@ -31,7 +31,8 @@ from clientstate.errors import AMBIGUOUS_COOKIE, CookieTooLarge, ErrorKind, Load
 
 __all__ = ["chunk_name", "chunk_size", "join_chunks", "split_token"]
 
-_COUNT: Final = re.compile(r"[1-9][0-9]{0,3}")
+_COUNT: Final = re.compile(r"[1-9][0-9]?")
+_INDEX: Final = re.compile(r"[1-9][0-9]?")
 
 
 def chunk_name(name: str, index: int) -> str:
@@ -63,14 +64,19 @@ def split_token(name: str, token: str, max_chunks: int) -> list[tuple[str, str]]
     return out
 
 
-def _indices(cookies: RequestCookies, name: str) -> list[int]:
-    """Indices ``i >= 1`` of every ``name.i`` cookie present (any spelling of digits)."""
+def _indices(cookies: RequestCookies, name: str, max_chunks: int) -> list[int]:
+    """Indices ``1 <= i < max_chunks`` of the ``name.i`` cookies present.
+
+    Only the spellings :func:`chunk_name` writes count; other names (``name.07``,
+    ``name.1000000``) are not ours and are ignored, so a request cannot make a
+    response delete more than ``max_chunks`` cookies.
+    """
     prefix = name + "."
     found = []
     for cookie in cookies.names():
         if cookie.startswith(prefix):
             tail = cookie[len(prefix) :]
-            if tail.isdigit() and tail.isascii():
+            if _INDEX.fullmatch(tail) and int(tail) < max_chunks:
                 found.append(int(tail))
     return found
 
@@ -84,12 +90,12 @@ def join_chunks(cookies: RequestCookies, name: str, max_chunks: int) -> tuple[st
         ``ambiguous`` (a name sent twice), ``malformed`` (bad count, a missing
         or extra chunk, chunks without the first) or ``too_large``.
     """
-    indices = _indices(cookies, name)
+    indices = _indices(cookies, name, max_chunks)
     highest = max(indices, default=0)
-    firsts = cookies.get_all(name)
+    firsts = [value for value in cookies.get_all(name) if value]
     if len(firsts) > 1:
         return AMBIGUOUS_COOKIE, highest
-    if not firsts or not firsts[0]:
+    if not firsts:
         if indices:
             return LoadError(ErrorKind.MALFORMED, "chunk cookies without the first one"), highest
         return None, 0
@@ -101,11 +107,11 @@ def join_chunks(cookies: RequestCookies, name: str, max_chunks: int) -> tuple[st
         count, parts = int(count_text), [part0]
     else:
         return LoadError(ErrorKind.MALFORMED, "bad chunk count in the first cookie"), highest
-    if len(indices) != len(set(indices)) or highest >= count:
+    if highest >= count:
         return LoadError(ErrorKind.MALFORMED, f"chunk cookies beyond the {count} announced"), highest
     size = chunk_size(name, max_chunks)
     for index in range(1, count):
-        values = cookies.get_all(chunk_name(name, index))
+        values = [value for value in cookies.get_all(chunk_name(name, index)) if value]
         if not values:
             return LoadError(ErrorKind.MALFORMED, f"chunk {index} of {count} is missing"), highest
         if len(values) > 1:

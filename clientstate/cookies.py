@@ -4,7 +4,10 @@ Parsing (RFC 6265 §5.4 syntax, read leniently as RFC 6265bis §5.6 asks):
 
 * A request may carry several ``Cookie`` header fields (HTTP/2 splits them,
   RFC 9113 §8.2.3); their pairs are read in order as if joined with ``"; "``.
-* Each field is split on ``;``. A piece without ``=`` or with an empty name is
+* Each field is split on ``;`` and on ``,``. RFC 6265 allows neither in a
+  cookie name or value, and WSGI servers join repeated ``Cookie`` fields with
+  ``", "``, so splitting on both reads a joined WSGI header exactly as ASGI
+  reads the separate fields. A piece without ``=`` or with an empty name is
   skipped; it never hides the pairs around it. Spaces and tabs around names and
   values are trimmed. A value wrapped in one pair of double quotes
   (``name="value"``, allowed by RFC 6265 §4.1.1) is unwrapped.
@@ -206,6 +209,7 @@ def check_cookie_size(name: str, value: str) -> None:
         raise CookieTooLarge(name, size, MAX_COOKIE_BYTES)
 
 
+_SEPARATORS: Final = re.compile("[;,]")
 # Per cookie name, a pattern finding its values with the rules of parse_cookie_header.
 _PATTERNS: dict[str, re.Pattern[str]] = {}
 
@@ -215,7 +219,7 @@ def parse_cookie_header(header: str) -> Iterator[tuple[str, str]]:
 
     Never raises for any ``str``; see the module docstring for the rules.
     """
-    for piece in header.split(";"):
+    for piece in _SEPARATORS.split(header):
         name, sep, value = piece.partition("=")
         if not sep:
             continue
@@ -266,7 +270,7 @@ class RequestCookies:
             return parsed.get(name, [])
         pattern = _PATTERNS.get(name)
         if pattern is None:
-            pattern = _PATTERNS[name] = re.compile(r"(?:^|;)[ \t]*" + re.escape(name) + r"[ \t]*=([^;]*)")
+            pattern = _PATTERNS[name] = re.compile(r"(?:^|[;,])[ \t]*" + re.escape(name) + r"[ \t]*=([^;,]*)")
         found = []
         for header in self._headers:
             if name in header:

@@ -32,6 +32,9 @@ __all__ = ["ClientStored", "Handler", "Loaded", "Validator", "client_stored"]
 
 T = TypeVar("T")
 
+# The longest time setting accepted: 2**32 seconds, about 136 years.
+_MAX_SECONDS = 2**32
+
 #: ``validate(state, issued_at) -> bool``: the application's revocation hook.
 Validator = Callable[[Any, int], bool]
 
@@ -168,11 +171,11 @@ class ClientStored:
             ("refresh_after", refresh_after),
         ):
             if seconds is not None and (
-                isinstance(seconds, bool) or not isinstance(seconds, int) or seconds <= 0
+                isinstance(seconds, bool) or not isinstance(seconds, int) or not 0 < seconds <= _MAX_SECONDS
             ):
-                raise ConfigurationError(f"{label} must be a positive integer of seconds")
-        if isinstance(clock_skew, bool) or not isinstance(clock_skew, int) or clock_skew < 0:
-            raise ConfigurationError("clock_skew must be an integer of seconds >= 0")
+                raise ConfigurationError(f"{label} must be an integer of seconds from 1 to {_MAX_SECONDS}")
+        if isinstance(clock_skew, bool) or not isinstance(clock_skew, int) or not 0 <= clock_skew <= _MAX_SECONDS:
+            raise ConfigurationError(f"clock_skew must be an integer of seconds from 0 to {_MAX_SECONDS}")
         if isinstance(max_chunks, bool) or not isinstance(max_chunks, int) or not 2 <= max_chunks <= 50:
             raise ConfigurationError("max_chunks must be an integer from 2 to 50")
         self.keyring = keyring
@@ -205,8 +208,10 @@ class ClientStored:
     def load(self, state: State[T], cookies: RequestCookies, now: float) -> Loaded[T]:
         """Load ``state`` from this handler's cookie; see :meth:`Handler.load`.
 
-        More than one cookie with the handler's name is the ``ambiguous``
-        error; an empty value counts as no cookie. Chunked handlers first
+        Empty values count as no cookie; more than one non-empty value for
+        the handler's name is the ``ambiguous`` error. When several time
+        limits fail, the error is the first of ``issued_in_future``,
+        ``expired``, ``too_old``; times are checked before the payload is decoded. Chunked handlers first
         reassemble the token (:func:`clientstate.chunks.join_chunks`).
         """
         if self.chunked:
@@ -222,7 +227,11 @@ class ClientStored:
         if not values:
             return Loaded()
         if len(values) > 1:
-            return Loaded.failed(AMBIGUOUS_COOKIE)
+            values = [value for value in values if value]
+            if len(values) > 1:
+                return Loaded.failed(AMBIGUOUS_COOKIE)
+            if not values:
+                return Loaded()
         value = values[0]
         if not value:
             return Loaded()
@@ -286,6 +295,8 @@ class ClientStored:
             issued_at, expires_at = loaded.issued_at, loaded.expires_at
         else:
             issued_at = math.floor(now)
+            if not 0 <= issued_at < 2**64 - _MAX_SECONDS:
+                raise ConfigurationError(f"the clock reads {now!r}, outside the range a token can record")
             expires_at = None if self.expires_in is None else issued_at + self.expires_in
         return self.codec(state).seal(payload, issued_at, expires_at), expires_at
 
@@ -316,7 +327,7 @@ class ClientStored:
     def set_cookie(self, name: str, value: str, expires_at: int | None, now: float) -> str:
         """Render one ``Set-Cookie`` value for a token expiring at ``expires_at``."""
         if expires_at is not None and self.attributes.max_age is None:
-            max_age = min(MAX_MAX_AGE, max(0, math.floor(expires_at - now)))
+            max_age = min(MAX_MAX_AGE, max(0, expires_at - math.floor(now)))
             return self.attributes.set_cookie(name, value, max_age)
         return self.attributes.set_cookie(name, value)
 

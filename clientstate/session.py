@@ -17,7 +17,9 @@ The save rule (from the seed design, made precise):
 * new state ``None``: the cookie is deleted if a state had loaded;
 * otherwise the new state is encoded and compared with the canonical bytes of
   the loaded state; the cookie is written only if they differ, or if the
-  loaded token must be re-issued (older key, older schema, refresh due).
+  loaded token must be re-issued (older key, older schema, refresh due). A
+  re-issue of an unchanged state that would no longer fit in a cookie is
+  skipped: the cookie the client holds still loads.
 
 Cache safety: every response that passed through a binding depends on the
 cookie, so adapters add ``Vary: Cookie`` (unless the response already varies on
@@ -32,7 +34,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Generic, TypeVar
 
 from clientstate.cookies import RequestCookies
-from clientstate.errors import ConfigurationError, ErrorKind, LoadError
+from clientstate.errors import ConfigurationError, CookieTooLarge, ErrorKind, LoadError
 from clientstate.handler import Handler, Loaded
 from clientstate.state import State
 
@@ -125,7 +127,12 @@ class Binding(Generic[T]):
         if payload is None:
             if not loaded.reissue:
                 return []
-            payload = loaded.payload
+            # Our own decision (older key or schema, refresh): if the re-issued
+            # token no longer fits, keep the cookie that still loads.
+            try:
+                return self.handler.save(self.state, loaded, loaded.payload, slot.now)
+            except CookieTooLarge:
+                return []
         return self.handler.save(self.state, loaded, payload, slot.now)
 
 

@@ -204,14 +204,14 @@ class State(Generic[T]):
             except TypeError:
                 # Unorderable set members or map keys: keep iteration order.
                 return self._unordered.encode(value), False
-        except (msgspec.EncodeError, TypeError, ValueError) as exc:
+        except (msgspec.EncodeError, TypeError, ValueError, ArithmeticError) as exc:
             raise StateEncodeError(self.name, str(exc)) from None
 
     def _check(self, payload: bytes) -> None:
         """Raise :class:`StateEncodeError` unless ``payload`` decodes strictly as the type."""
         try:
             self._decoder.decode(payload)
-        except (msgspec.DecodeError, TypeError, ValueError) as exc:
+        except (msgspec.DecodeError, TypeError, ValueError, ArithmeticError) as exc:
             raise StateEncodeError(self.name, str(exc)) from None
 
     def changed(self, loaded_payload: bytes | None, value: T) -> bytes | None:
@@ -230,8 +230,13 @@ class State(Generic[T]):
             return None  # the same bytes decoded on load: no need to check them again
         if not canonical and loaded_payload is not None:
             # A fresh decoding, so in-place changes to the loaded object still count.
+            # Decoded from the same bytes, it iterates its sets as the loaded
+            # object does, so an untouched value re-encodes to the same bytes
+            # (this also holds for NaN, which == would call changed).
             before = self.decode(loaded_payload)
-            if not isinstance(before, LoadError) and before == value:
+            if not isinstance(before, LoadError) and (
+                self._unordered.encode(before) == payload or before == value
+            ):
                 return None
         self._check(payload)
         return payload
@@ -249,7 +254,7 @@ class State(Generic[T]):
         if version is None or version == self.version:
             try:
                 return self._decoder.decode(payload)
-            except (msgspec.DecodeError, ValueError, TypeError) as exc:
+            except (msgspec.DecodeError, ValueError, TypeError, ArithmeticError) as exc:
                 return LoadError(ErrorKind.STATE_DECODE, str(exc))
         for migration in self.migrations:
             if migration.version == version:
@@ -259,7 +264,7 @@ class State(Generic[T]):
     def _migrate(self, migration: Migration[T], payload: bytes) -> T | LoadError:
         try:
             old = migration.decoder.decode(payload)
-        except (msgspec.DecodeError, ValueError, TypeError) as exc:
+        except (msgspec.DecodeError, ValueError, TypeError, ArithmeticError) as exc:
             return LoadError(
                 ErrorKind.STATE_DECODE, f"as schema version {migration.version}: {exc}"
             )

@@ -26,14 +26,23 @@ from clientstate import sudo
 from clientstate.session import StateSlot
 from clientstate.state import State
 
-__all__ = ["DEMO_STATE", "DemoState", "handle_api", "page"]
+__all__ = ["DEMO_STATE", "MAX_USER", "MAX_VISITS", "DemoState", "handle_api", "page"]
+
+
+#: Longest user name /api/login accepts, in characters.
+MAX_USER = 64
+#: The visit counter stops here (the largest integer a JSON number carries exactly).
+MAX_VISITS = 2**53 - 1
 
 
 class DemoState(msgspec.Struct):
-    """The demo's state: who is logged in, a visit counter, and the sudo-until instant."""
+    """The demo's state: who is logged in, a visit counter, and the sudo-until instant.
 
-    user: str
-    visits: int = 0
+    Every field is bounded, so the state always fits in one cookie.
+    """
+
+    user: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_USER)]
+    visits: Annotated[int, msgspec.Meta(ge=0, le=MAX_VISITS)] = 0
     sudo_until: float | None = None
 
 
@@ -41,7 +50,7 @@ DEMO_STATE: State[DemoState] = State("demo", DemoState, version=1)
 
 
 class LoginBody(msgspec.Struct, forbid_unknown_fields=True):
-    user: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    user: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_USER)]
 
 
 class SudoBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -107,7 +116,7 @@ def handle_api(method: str, path: str, body: bytes, slot: StateSlot[DemoState]) 
     if state is None:
         return 401, {"error": "login_required"}
     if path == "/api/visit":
-        slot.state = msgspec.structs.replace(state, visits=state.visits + 1)
+        slot.state = msgspec.structs.replace(state, visits=min(state.visits + 1, MAX_VISITS))
         return 200, {"state": _state_json(slot.state)}
     # /api/sudo
     try:

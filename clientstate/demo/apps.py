@@ -1,8 +1,11 @@
 """The demo as a WSGI app and as an ASGI app: thin byte movers around :mod:`.api`.
 
-Both wrap the same routes with the library's middleware
+Both wrap the API routes (``/api/...``) with the library's middleware
 (``clientstate.wsgi.setup`` / ``clientstate.asgi.setup``) and protect
 ``/api/admin`` with the sudo guards, so the demo exercises the real adapters.
+The page at ``/`` does not depend on the state and is served outside the
+middleware: it neither loads the cookie nor clears a bad one, so the page's
+own ``/api/state`` call is what reports a load error.
 """
 
 from __future__ import annotations
@@ -22,39 +25,52 @@ __all__ = ["make_asgi_app", "make_wsgi_app"]
 _MAX_BODY = 64 * 1024
 _JSON = ("Content-Type", "application/json")
 _HTML = ("Content-Type", "text/html; charset=utf-8")
+_NOT_FOUND = json.dumps({"error": "not_found"}).encode()
 
 
 def _json(data: dict[str, Any]) -> bytes:
     return json.dumps(data, separators=(",", ":")).encode()
 
 
+def _static(method: str, path: str) -> tuple[int, tuple[str, str], bytes]:
+    """The answer for anything outside ``/api/``: the page, or 404."""
+    if path == "/" and method in ("GET", "HEAD"):
+        return 200, _HTML, page()
+    return 404, _JSON, _NOT_FOUND
+
+
 def make_wsgi_app(handler: Handler, clock: Clock = time.time) -> wsgi.WSGIApp:
     """The demo as a WSGI application, state handled by ``handler``."""
 
-    def routes(environ: dict[str, Any], start_response: wsgi.StartResponse) -> Iterable[bytes]:
-        method = environ.get("REQUEST_METHOD", "GET")
-        path = environ.get("PATH_INFO", "/")
-        if path == "/" and method == "GET":
-            body = page()
-            start_response("200 OK", [_HTML, ("Content-Length", str(len(body)))])
-            return [body]
+    def api(environ: dict[str, Any], start_response: wsgi.StartResponse) -> Iterable[bytes]:
         request = wsgi.read_request(environ, _MAX_BODY)
         if request is None:
             status, data = 413, {"error": "body_too_large"}
         else:
-            status, data = handle_api(method, path, request.body, get_slot(environ, DEMO_STATE))
+            slot = get_slot(environ, DEMO_STATE)
+            status, data = handle_api(request.method, environ.get("PATH_INFO", ""), request.body, slot)
         out = _json(data)
         start_response(wsgi.status_line(status), [_JSON, ("Content-Length", str(len(out)))])
         return [out]
 
-    admin = sudo.require_sudo_wsgi(routes, DEMO_STATE)
+    admin = sudo.require_sudo_wsgi(api, DEMO_STATE)
 
-    def app(environ: dict[str, Any], start_response: wsgi.StartResponse) -> Iterable[bytes]:
+    def routes(environ: dict[str, Any], start_response: wsgi.StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == "/api/admin" and environ.get("REQUEST_METHOD") == "GET":
             return admin(environ, start_response)
-        return routes(environ, start_response)
+        return api(environ, start_response)
 
-    return wsgi.setup(DEMO_STATE, handler, app, clock=clock)
+    stateful = wsgi.setup(DEMO_STATE, handler, routes, clock=clock)
+
+    def app(environ: dict[str, Any], start_response: wsgi.StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "/")
+        if path.startswith("/api/"):
+            return stateful(environ, start_response)
+        status, header, body = _static(environ.get("REQUEST_METHOD", "GET"), path)
+        start_response(wsgi.status_line(status), [header, ("Content-Length", str(len(body)))])
+        return [body]
+
+    return app
 
 
 def make_asgi_app(handler: Handler, clock: Clock = time.time) -> asgi.ASGIApp:
@@ -73,7 +89,25 @@ def make_asgi_app(handler: Handler, clock: Clock = time.time) -> asgi.ASGIApp:
         )
         await send({"type": "http.response.body", "body": body})
 
+    async def api(scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
+        body = await asgi.read_body(receive, _MAX_BODY)
+        if body is None:
+            status, data = 413, {"error": "body_too_large"}
+        else:
+            status, data = handle_api(scope["method"], scope["path"], body, get_slot(scope, DEMO_STATE))
+        await respond(send, status, _JSON, _json(data))
+
+    admin = sudo.require_sudo_asgi(api, DEMO_STATE)
+
     async def routes(scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
+        if scope["path"] == "/api/admin" and scope["method"] == "GET":
+            await admin(scope, receive, send)
+            return
+        await api(scope, receive, send)
+
+    stateful = asgi.setup(DEMO_STATE, handler, routes, clock=clock)
+
+    async def app(scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
         if scope["type"] == "lifespan":
             while True:
                 message = await receive()
@@ -84,23 +118,9 @@ def make_asgi_app(handler: Handler, clock: Clock = time.time) -> asgi.ASGIApp:
                     return
         if scope["type"] != "http":
             return
-        method, path = scope["method"], scope["path"]
-        if path == "/" and method == "GET":
-            await respond(send, 200, _HTML, page())
+        if scope["path"].startswith("/api/"):
+            await stateful(scope, receive, send)
             return
-        body = await asgi.read_body(receive, _MAX_BODY)
-        if body is None:
-            status, data = 413, {"error": "body_too_large"}
-        else:
-            status, data = handle_api(method, path, body, get_slot(scope, DEMO_STATE))
-        await respond(send, status, _JSON, _json(data))
+        await respond(send, *_static(scope["method"], scope["path"]))
 
-    admin = sudo.require_sudo_asgi(routes, DEMO_STATE)
-
-    async def app(scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
-        if scope["type"] == "http" and scope["path"] == "/api/admin" and scope["method"] == "GET":
-            await admin(scope, receive, send)
-            return
-        await routes(scope, receive, send)
-
-    return asgi.setup(DEMO_STATE, handler, app, clock=clock)
+    return app

@@ -261,27 +261,60 @@ def test_demo_app_on_both_interfaces_with_the_same_kit() -> None:
             client.assert_unchanged()
 
 
+class Note(msgspec.Struct):
+    text: str  # unbounded on purpose: large enough to need several cookies
+    edits: int = 0
+
+
+NOTE = State("note", Note)
+
+
+def note_apps(handler: ClientStored, clock: FrozenClock) -> dict[str, Any]:
+    """/edit appends to the note, /small replaces it with a short one, /drop deletes it; both interfaces."""
+
+    def act(slot: Any, path: str) -> None:
+        if path == "/edit":
+            slot.state = Note(slot.state.text + "!", slot.state.edits + 1)
+        elif path == "/small":
+            slot.state = Note("short")
+        elif path == "/drop":
+            slot.state = None
+
+    async def asgi_app(scope: Any, receive: Any, send: Any) -> None:
+        act(get_slot(scope, NOTE), scope["path"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    def wsgi_app(environ: Any, start_response: Any) -> Any:
+        act(get_slot(environ, NOTE), environ["PATH_INFO"])
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    return {
+        "asgi": asgi.setup(NOTE, handler, asgi_app, clock=clock),
+        "wsgi": wsgi.setup(NOTE, handler, wsgi_app, clock=clock),
+    }
+
+
 @pytest.mark.parametrize("interface", ["asgi", "wsgi"])
 def test_chunked_handler_state_spans_several_cookies(interface: str) -> None:
     clock = FrozenClock()
-    handler = client_stored(fixed_keyring(), name="demo", chunked=True, max_chunks=4)
-    if interface == "asgi":
-        client = asgi_client(make_asgi_app(handler, clock), DEMO_STATE, handler, clock)
-    else:
-        client = wsgi_client(make_wsgi_app(handler, clock), DEMO_STATE, handler, clock)
-    big = DemoState(user="u" * 6000)
+    handler = client_stored(fixed_keyring(), name="note", chunked=True, max_chunks=4)
+    app = note_apps(handler, clock)[interface]
+    client = (asgi_client if interface == "asgi" else wsgi_client)(app, NOTE, handler, clock)
+    big = Note("u" * 6000)
     client.set_state(big)
-    assert [name for name, _ in client.cookies] == ["demo", "demo.1"]
+    assert [name for name, _ in client.cookies] == ["note", "note.1"]
     assert client.state == big
-    assert body(client.get("/api/state"))["state"]["user"] == big.user
+    client.get("/read")
     client.assert_unchanged()
-    client.post("/api/visit")
-    assert client.assert_set() == DemoState(user=big.user, visits=1)
-    assert {parse_set_cookie(line)[0] for line in client.set_cookies} == {"demo", "demo.1"}
-    client.post("/api/login", json={"user": "ada"})  # small again: the stale chunk is deleted
-    assert client.assert_set() == DemoState(user="ada")
-    assert [name for name, _ in client.cookies] == ["demo"]
+    client.post("/edit")
+    assert client.assert_set() == Note(big.text + "!", 1)
+    assert {parse_set_cookie(line)[0] for line in client.set_cookies} == {"note", "note.1"}
+    client.post("/small")  # small again: the stale chunk is deleted
+    assert client.assert_set() == Note("short")
+    assert [name for name, _ in client.cookies] == ["note"]
     client.set_state(big)
-    client.post("/api/logout")
+    client.post("/drop")
     client.assert_deleted()
     assert client.cookies == []
