@@ -35,8 +35,9 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
+_VARY_COOKIE = (b"vary", b"Cookie")
 _ENCODED: dict[tuple[str, str], tuple[bytes, bytes]] = {
-    ("Vary", "Cookie"): (b"vary", b"Cookie"),
+    ("Vary", "Cookie"): _VARY_COOKIE,
     ("Cache-Control", "private"): (b"cache-control", b"private"),
 }
 
@@ -82,17 +83,20 @@ class StateMiddleware:
 
         async def send_with_state(message: Message) -> None:
             if message["type"] == "http.response.start":
+                set_cookies = binding.finish(slot)
                 headers = message.get("headers", ())
-                vary = []
+                vary: list[str] = []
                 has_cache_control = False
-                for name, value in headers:
-                    name = name.lower()
+                for name, value in headers:  # ASGI response header names are lower case
                     if name == b"vary":
                         vary.append(value.decode("latin-1"))
                     elif name == b"cache-control":
                         has_cache_control = True
-                extra = state_headers(vary, has_cache_control, binding.finish(slot))
-                message = {**message, "headers": [*headers, *map(_encode_header, extra)]}
+                if set_cookies or vary:
+                    extra = [*map(_encode_header, state_headers(vary, has_cache_control, set_cookies))]
+                else:
+                    extra = [_VARY_COOKIE]
+                message = {**message, "headers": [*headers, *extra]}
             await send(message)
 
         await self.app(scope, receive, send_with_state)

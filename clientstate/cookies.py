@@ -209,9 +209,6 @@ def check_cookie_size(name: str, value: str) -> None:
         raise CookieTooLarge(name, size, MAX_COOKIE_BYTES)
 
 
-_SEPARATORS: Final = re.compile("[;,]")
-# Per cookie name, a pattern finding its values with the rules of parse_cookie_header.
-_PATTERNS: dict[str, re.Pattern[str]] = {}
 
 
 def parse_cookie_header(header: str) -> Iterator[tuple[str, str]]:
@@ -219,17 +216,28 @@ def parse_cookie_header(header: str) -> Iterator[tuple[str, str]]:
 
     Never raises for any ``str``; see the module docstring for the rules.
     """
-    for piece in _SEPARATORS.split(header):
+    for piece in _pieces(header):
         name, sep, value = piece.partition("=")
         if not sep:
             continue
         name = name.strip(" \t")
-        if not name:
-            continue
-        value = value.strip(" \t")
-        if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
-            value = value[1:-1]
-        yield name, value
+        if name:
+            yield name, _value(value)
+
+
+def _pieces(header: str) -> list[str]:
+    """The pieces of a Cookie field value between separators (``;`` and ``,``)."""
+    if "," in header:
+        header = header.replace(",", ";")
+    return header.split(";")
+
+
+def _value(raw: str) -> str:
+    """A cookie value trimmed of spaces and tabs, one pair of double quotes removed."""
+    value = raw.strip(" \t")
+    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+        return value[1:-1]
+    return value
 
 
 class RequestCookies:
@@ -268,17 +276,16 @@ class RequestCookies:
         parsed = self._parsed
         if parsed is not None:
             return parsed.get(name, [])
-        pattern = _PATTERNS.get(name)
-        if pattern is None:
-            pattern = _PATTERNS[name] = re.compile(r"(?:^|[;,])[ \t]*" + re.escape(name) + r"[ \t]*=([^;,]*)")
         found = []
         for header in self._headers:
             if name in header:
-                for value in pattern.findall(header):
-                    value = value.strip(" \t")
-                    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
-                        value = value[1:-1]
-                    found.append(value)
+                if "," in header:
+                    header = header.replace(",", ";")
+                for piece in header.split(";"):
+                    if name in piece:
+                        key, sep, value = piece.partition("=")
+                        if sep and key.strip(" \t") == name:
+                            found.append(_value(value))
         return found
 
     def names(self) -> list[str]:

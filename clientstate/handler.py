@@ -40,7 +40,7 @@ Validator = Callable[[Any, int], bool]
 
 
 class Loaded(Generic[T]):
-    """What loading found for one request: the state, or why there is none.
+    """What loading found for one request: the state, or why there is none. Read-only.
 
     Attributes:
         state: the loaded value, or ``None`` (no cookie, or a load error).
@@ -103,6 +103,11 @@ class Loaded(Generic[T]):
         self.chunks = chunks
 
     @classmethod
+    def absent(cls) -> Loaded[T]:
+        """The load of a request without the cookie: no state, no error (a shared instance)."""
+        return _ABSENT
+
+    @classmethod
     def failed(cls, error: LoadError, *, chunks: int = 0) -> Loaded[T]:
         """A load that found a cookie but no valid state."""
         return cls(None, error, present=True, chunks=chunks)
@@ -113,11 +118,15 @@ class Loaded(Generic[T]):
         return f"Loaded(state={self.state!r}, issued_at={self.issued_at}, key_id={self.key_id})"
 
 
+_ABSENT: Loaded[Any] = Loaded()
+
+
 class Handler(Protocol):
     """Loads state from request cookies and saves it as ``Set-Cookie`` values. Sans-I/O.
 
-    ``setup()`` calls :meth:`load` once per request and :meth:`save` at most
-    once per response, only when a cookie must be written or deleted.
+    ``setup()`` calls :meth:`load` once per request that carries a ``Cookie``
+    header (a request without one loads :meth:`Loaded.absent`), and :meth:`save`
+    at most once per response, only when a cookie must be written or deleted.
     """
 
     def load(self, state: State[T], cookies: RequestCookies, now: float) -> Loaded[T]:
@@ -217,7 +226,7 @@ class ClientStored:
         if self.chunked:
             token, highest = join_chunks(cookies, self.name, self.max_chunks)
             if token is None:
-                return Loaded()
+                return Loaded.absent()
             if isinstance(token, LoadError):
                 return Loaded.failed(token, chunks=highest)
             loaded = self.load_value(state, token, now)
@@ -225,16 +234,16 @@ class ClientStored:
             return loaded
         values = cookies.get_all(self.name)
         if not values:
-            return Loaded()
+            return Loaded.absent()
         if len(values) > 1:
             values = [value for value in values if value]
             if len(values) > 1:
                 return Loaded.failed(AMBIGUOUS_COOKIE)
             if not values:
-                return Loaded()
+                return Loaded.absent()
         value = values[0]
         if not value:
-            return Loaded()
+            return Loaded.absent()
         return self.load_value(state, value, now)
 
     def load_value(self, state: State[T], value: str, now: float) -> Loaded[T]:

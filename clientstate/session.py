@@ -30,7 +30,7 @@ our ``Set-Cookie`` lines when the application set no ``Cache-Control``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from clientstate.cookies import RequestCookies
@@ -93,9 +93,11 @@ class Binding(Generic[T]):
         #: Where adapters put the :class:`StateSlot`: ``environ``/``scope`` key.
         self.key = f"clientstate.{state.name}"
 
-    def begin(self, cookie_headers: Iterable[str]) -> StateSlot[T]:
+    def begin(self, cookie_headers: Sequence[str]) -> StateSlot[T]:
         """Load the state from a request's ``Cookie`` field values. Never raises for request input."""
         now = self.clock()
+        if not cookie_headers:
+            return StateSlot(Loaded.absent(), now)
         return StateSlot(self.handler.load(self.state, RequestCookies(cookie_headers), now), now)
 
     def begin_cookies(self, cookies: RequestCookies) -> StateSlot[T]:

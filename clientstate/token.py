@@ -113,6 +113,8 @@ class Mode(enum.IntEnum):
 _FLAG_EXPIRES: Final = 0x01
 _U64: Final = struct.Struct(">Q")
 _U64x2: Final = struct.Struct(">QQ")
+_PRELUDE: Final = struct.Struct(">BQ")
+_PRELUDE_EXPIRES: Final = struct.Struct(">BQQ")
 _U64_MAX: Final = 2**64 - 1
 _HMAC_TAG: Final = 32
 _GCM_TAG: Final = 16
@@ -145,9 +147,7 @@ _LAST_OK: Final[tuple[frozenset[str], ...]] = (
 
 def b64url_encode(data: bytes) -> str:
     """Canonical unpadded base64url (RFC 4648 §5, no ``=``) of ``data``."""
-    return binascii.b2a_base64(data, newline=False).translate(_FROM_STD).rstrip(b"=").decode(
-        "ascii"
-    )
+    return binascii.b2a_base64(data, newline=False).translate(_FROM_STD, b"=").decode("ascii")
 
 
 def b64url_decode(text: str) -> bytes | None:
@@ -231,10 +231,10 @@ def _inner(payload: bytes, issued_at: int, expires_at: int | None) -> bytes:
     if not 0 <= issued_at <= _U64_MAX:
         raise ValueError(f"issued-at {issued_at} is outside 0..2**64-1")
     if expires_at is None:
-        return b"\x00" + _U64.pack(issued_at) + payload
+        return _PRELUDE.pack(0, issued_at) + payload
     if not 0 <= expires_at <= _U64_MAX:
         raise ValueError(f"expires-at {expires_at} is outside 0..2**64-1")
-    return b"\x01" + _U64.pack(issued_at) + _U64.pack(expires_at) + payload
+    return _PRELUDE_EXPIRES.pack(_FLAG_EXPIRES, issued_at, expires_at) + payload
 
 
 def _parse_inner(inner: bytes) -> tuple[bytes, int, int | None] | LoadError:
@@ -366,6 +366,8 @@ class TokenCodec:
                 self._macs[key.key_id] = tuple(per_version)
             else:
                 self._aead_keys[key.key_id] = key.subkey(b"aead")
+        self._header = bytes((self.mode, self._current_id))
+        self._seal_mac = self._macs[self._current_id][0] if self.mode is Mode.AUTHENTICATED else None
         self._sealer: _Sealer | None = None
         if self.mode is Mode.ENCRYPTED:
             self._new_sealer()
@@ -400,9 +402,9 @@ class TokenCodec:
         :meth:`seal` is the public way; this exists so tests can play a writer
         holding the key that emits malformed inner content.
         """
-        if self.mode is Mode.AUTHENTICATED:
-            head = b"\x01" + bytes((self._current_id,)) + inner
-            mac = self._macs[self._current_id][0].copy()
+        if self._seal_mac is not None:
+            head = self._header + inner
+            mac = self._seal_mac.copy()
             mac.update(head)
             return b64url_encode(head + mac.finalize())
         sealer = self._sealer
@@ -411,7 +413,7 @@ class TokenCodec:
             sealer = self._new_sealer()
             next(sealer.uses)
         nonce = os.urandom(_NONCE)
-        header = b"\x02" + bytes((self._current_id,)) + sealer.salt + nonce
+        header = self._header + sealer.salt + nonce
         return b64url_encode(header + sealer.aead.encrypt(nonce, inner, self._ads[0] + header))
 
     def _new_sealer(self) -> _Sealer:
@@ -452,7 +454,13 @@ class TokenCodec:
             if macs is None:
                 return LoadError(ErrorKind.UNKNOWN_KEY, f"key id {raw[1]} is not in the keyring")
             data = raw[:-_HMAC_TAG]
-            index = self._verify(macs, data, raw[-_HMAC_TAG:])
+            mac = macs[0].copy()
+            mac.update(data)
+            try:
+                mac.verify(raw[-_HMAC_TAG:])  # constant-time comparison inside cryptography
+                index = 0
+            except InvalidSignature:
+                index = self._verify(macs, data, raw[-_HMAC_TAG:])
             at = _A_HEADER
         else:
             if len(raw) < ENCRYPTED_OVERHEAD:
@@ -487,8 +495,8 @@ class TokenCodec:
 
     @staticmethod
     def _verify(macs: tuple[hmac.HMAC, ...], data: bytes, tag: bytes) -> int:
-        """Index of the schema version whose HMAC matches ``tag``, or -1."""
-        for index, prefix in enumerate(macs):
+        """Index of the older schema version whose HMAC matches ``tag``, or -1."""
+        for index, prefix in enumerate(macs[1:], start=1):
             mac = prefix.copy()
             mac.update(data)
             try:
