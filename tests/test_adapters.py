@@ -40,7 +40,7 @@ def wsgi_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
     return [error.encode()]
 
 
-async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def asgi_app(scope: asgi.Scope, receive: Any, send: Any) -> None:
     slot = get_slot(scope, ACCOUNT)
     slot.state, status, extra = act(scope["path"], slot.state)
     error = slot.error.kind.value if slot.error else "-"
@@ -90,8 +90,8 @@ def run_asgi(handler: ClientStored, path: str, cookies: list[str]) -> Result:
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
+    async def send(message: asgi.Message) -> None:
+        sent.append(dict(message))
 
     asyncio.run(app(scope, receive, send))
     headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in sent[0]["headers"]]
@@ -189,7 +189,7 @@ def test_own_set_cookie_is_never_replaced_even_when_ours_is_added(handler: Clien
 def test_asgi_passes_lifespan_through_and_loads_for_websockets(handler: ClientStored) -> None:
     seen: list[Any] = []
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def app(scope: asgi.Scope, receive: Any, send: Any) -> None:
         seen.append((scope["type"], scope.get("clientstate.account")))
 
     middleware = asgi.setup(ACCOUNT, handler, app)

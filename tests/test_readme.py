@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def section_code(heading: str) -> str:
     text = (ROOT / "README.md").read_text()
     section = text.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    blocks: list[str] = re.findall(r"```python\n(.*?)```", section, flags=re.S)
     assert blocks, f"no python block under {heading!r}"
     return blocks[0]
 

@@ -171,7 +171,7 @@ def test_encrypted_tokens_differ_each_time_authenticated_do_not() -> None:
 # --- opening failures ---------------------------------------------------------------------
 
 
-def kind(result: Opened | LoadError) -> str:
+def kind(result: Opened | Peeked | LoadError) -> str:
     assert isinstance(result, LoadError), result
     return result.kind.value
 

@@ -155,7 +155,9 @@ def test_cookie_session_in_a_real_browser(server: DemoServer, browser: webdriver
     click(driver, "visit")
     wait_for(driver, "last", "POST /api/visit → 200", '"visits": 2')
     wait_for(driver, "state", '"user": "ada lovelace"', '"visits": 2')
-    assert driver.get_cookie(COOKIE_NAME)["value"] != cookie["value"]
+    held = driver.get_cookie(COOKIE_NAME)
+    assert held is not None
+    assert held["value"] != cookie["value"]
 
     # A reload keeps the state: it lives in the cookie, not in the page.
     driver.refresh()
@@ -174,7 +176,9 @@ def test_cookie_session_in_a_real_browser(server: DemoServer, browser: webdriver
 
     # Tamper: one flipped character fails the HMAC; the server reports it as a
     # value (not a 500) and deletes the bad cookie, which the browser then drops.
-    value = driver.get_cookie(COOKIE_NAME)["value"]
+    held = driver.get_cookie(COOKIE_NAME)
+    assert held is not None
+    value = held["value"]
     flipped = value[:10] + ("A" if value[10] != "A" else "B") + value[11:]
     plant_cookie(driver, flipped)
     click(driver, "refresh")

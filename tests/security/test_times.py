@@ -182,7 +182,7 @@ def test_long_expires_in_caps_the_cookie_max_age_at_400_days(mode: Mode, expires
 def test_time_settings_beyond_136_years_are_refused_when_configured(mode: Mode, setting: str, seconds: int) -> None:
     """Refused when the handler is built, never as a bare ValueError from the middleware at save."""
     with pytest.raises(ConfigurationError, match=setting):
-        make_handler(mode, **{setting: seconds})
+        make_handler(mode, None, **{setting: seconds})
 
 
 @pytest.mark.parametrize("now", [float(U64), -1.0])

@@ -253,7 +253,7 @@ def test_min_length_is_reached_and_respected() -> None:
 def test_every_union_branch_is_reached() -> None:
     strategy = from_type(int | str | Book | Film | None)
     for kind in (int, str, Book, Film, type(None)):
-        assert type(_finds(strategy, lambda v, k=kind: type(v) is k)) is kind
+        assert type(_finds(strategy, lambda v, k=kind: type(v) is k)) is kind  # type: ignore[misc]
 
 
 @pytest.mark.parametrize("member", list(Color) + list(Level))
@@ -294,7 +294,7 @@ def test_datetime_time_zone_forms() -> None:
 
 
 def test_top_level_optional_never_draws_none_but_from_type_can() -> None:
-    state = State("maybe", int | None)
+    state: State[int | None] = State("maybe", int | None)
 
     @settings(max_examples=200, database=None)
     @given(states(state))
