@@ -36,8 +36,8 @@ from bench.workload import (
     handler,
     tamper,
 )
+from clientstate import StateSlot, get_slot
 from clientstate import asgi as cs_asgi
-from clientstate import get_slot
 from clientstate import wsgi as cs_wsgi
 from clientstate.handler import Loaded
 
@@ -165,22 +165,23 @@ class VaryOnlyASGI:
         await self.app(scope, receive, send_vary)
 
 
+def _route(slot: StateSlot[Any], path: str) -> bytes:
+    """What both inner apps do: read the state, or change it on /change, delete it on /logout."""
+    state = slot.state
+    if state is None:
+        return b"anonymous"
+    if path == "/change":
+        slot.state = bump_cart(state)
+        return b"changed"
+    if path == "/logout":
+        slot.state = None
+        return b"bye"
+    return str(state.user_id).encode("ascii")
+
+
 async def clientstate_asgi_inner(scope: Scope, receive: Receive, send: Send) -> None:
     """The app clientstate's ASGI middleware wraps: reads/changes the slot per route."""
-    slot = get_slot(scope, STATE)
-    state = slot.state
-    path = scope["path"]
-    if state is None:
-        body = b"anonymous"
-    elif path == "/change":
-        slot.state = bump_cart(state)
-        body = b"changed"
-    elif path == "/logout":
-        slot.state = None
-        body = b"bye"
-    else:
-        body = str(state.user_id).encode("ascii")
-    await _respond(send, body)
+    await _respond(send, _route(get_slot(scope, STATE), scope["path"]))
 
 
 async def starlette_inner(scope: Scope, receive: Receive, send: Send) -> None:
@@ -287,19 +288,7 @@ def vary_only_wsgi(app: WSGIApp) -> WSGIApp:
 
 def clientstate_wsgi_inner(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
     """The app clientstate's WSGI middleware wraps (same routes as the ASGI one)."""
-    slot = get_slot(environ, STATE)
-    state = slot.state
-    path = environ["PATH_INFO"]
-    if state is None:
-        body = b"anonymous"
-    elif path == "/change":
-        slot.state = bump_cart(state)
-        body = b"changed"
-    elif path == "/logout":
-        slot.state = None
-        body = b"bye"
-    else:
-        body = str(state.user_id).encode("ascii")
+    body = _route(get_slot(environ, STATE), environ["PATH_INFO"])
     start_response("200 OK", [("Content-Type", _TEXT), ("Content-Length", str(len(body)))])
     return [body]
 

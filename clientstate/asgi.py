@@ -24,7 +24,7 @@ from clientstate.service import Request, Response
 from clientstate.session import Binding, Clock, state_headers
 from clientstate.state import State
 
-__all__ = ["StateMiddleware", "serve", "setup"]
+__all__ = ["StateMiddleware", "lifespan", "read_body", "serve", "setup"]
 
 T = TypeVar("T")
 
@@ -119,6 +119,17 @@ def setup(
     return StateMiddleware(app, Binding(state, handler, clock))
 
 
+async def lifespan(receive: Receive, send: Send) -> None:
+    """Serve an ASGI ``lifespan`` scope for an app with nothing to start or stop: acknowledge both."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
 async def read_body(receive: Receive, max_body: int) -> bytes | None:
     """Read an ``http`` request body; ``None`` if it exceeds ``max_body`` bytes."""
     chunks: list[bytes] = []
@@ -147,13 +158,8 @@ def serve(handle: Callable[[Request], Response], *, max_body: int = 1 << 20) -> 
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await lifespan(receive, send)
+            return
         if scope["type"] != "http":
             return
         body = await read_body(receive, max_body)

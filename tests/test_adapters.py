@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
 from collections.abc import Iterable
 from typing import Any
 
@@ -13,6 +12,7 @@ from clientstate import Loaded, Request, Response, asgi, get_slot, setup, wsgi
 from clientstate.handler import ClientStored
 from clientstate.testing import FrozenClock
 from tests.conftest import ACCOUNT, Account
+from tests.security.support import call_asgi, call_wsgi
 
 
 def act(path: str, slot_state: Account | None) -> tuple[Account | None, int, list[tuple[str, str]]]:
@@ -60,42 +60,12 @@ Result = tuple[int, list[tuple[str, str]], bytes]
 
 def run_wsgi(handler: ClientStored, path: str, cookies: list[str]) -> Result:
     app = wsgi.setup(ACCOUNT, handler, wsgi_app, clock=FrozenClock())
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": "GET",
-        "PATH_INFO": path,
-        "wsgi.input": io.BytesIO(),
-    }
-    if cookies:
-        environ["HTTP_COOKIE"] = "; ".join(cookies)  # a WSGI server joins the fields
-    captured: list[Any] = []
-
-    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        captured[:] = [status, headers]
-        return lambda data: None
-
-    body = b"".join(app(environ, start_response))
-    return int(captured[0].split()[0]), [(k.lower(), v) for k, v in captured[1]], body
+    return call_wsgi(app, "; ".join(cookies) or None, path)  # a WSGI server joins the fields
 
 
 def run_asgi(handler: ClientStored, path: str, cookies: list[str]) -> Result:
     app = asgi.setup(ACCOUNT, handler, asgi_app, clock=FrozenClock())
-    scope = {
-        "type": "http",
-        "method": "GET",
-        "path": path,
-        "headers": [(b"cookie", c.encode("latin-1")) for c in cookies],
-    }
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: asgi.Message) -> None:
-        sent.append(dict(message))
-
-    asyncio.run(app(scope, receive, send))
-    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in sent[0]["headers"]]
-    return sent[0]["status"], headers, sent[1]["body"]
+    return call_asgi(app, [c.encode("latin-1") for c in cookies], path)
 
 
 def run_service(handler: ClientStored, path: str, cookies: list[str]) -> Result:

@@ -109,13 +109,8 @@ def make_asgi_app(handler: Handler, clock: Clock = time.time) -> asgi.ASGIApp:
 
     async def app(scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await asgi.lifespan(receive, send)
+            return
         if scope["type"] != "http":
             return
         if scope["path"].startswith("/api/"):
