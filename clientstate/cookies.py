@@ -4,11 +4,15 @@ Parsing (RFC 6265 §5.4 syntax, read leniently as RFC 6265bis §5.6 asks):
 
 * A request may carry several ``Cookie`` header fields (HTTP/2 splits them,
   RFC 9113 §8.2.3); their pairs are read in order as if joined with ``"; "``.
-* Each field is split on ``;`` and on ``,``. RFC 6265 allows neither in a
-  cookie name or value, and WSGI servers join repeated ``Cookie`` fields with
-  ``", "``, so splitting on both reads a joined WSGI header exactly as ASGI
-  reads the separate fields. A piece without ``=`` or with an empty name is
-  skipped; it never hides the pairs around it. Spaces and tabs around names and
+* Each field is split on ``;`` only. A ``,`` belongs to the value it is in:
+  browsers store and send commas inside values, so treating ``,`` as a
+  separator would let any cookie's value smuggle in a pair with another
+  cookie's name (even a ``__Host-`` one). A WSGI server that receives several
+  ``Cookie`` fields over HTTP/1.1 joins them with ``", "`` (PEP 3333), which
+  glues the first pair of one field onto the last value of the previous field;
+  browsers send one field over HTTP/1.1, and HTTP/2 servers join with ``"; "``.
+* A piece without ``=`` or with an empty name is skipped; it never hides the
+  pairs around it. Spaces and tabs around names and
   values are trimmed. A value wrapped in one pair of double quotes
   (``name="value"``, allowed by RFC 6265 §4.1.1) is unwrapped.
 * Duplicate names are kept, in order: :meth:`RequestCookies.get_all` returns
@@ -216,20 +220,13 @@ def parse_cookie_header(header: str) -> Iterator[tuple[str, str]]:
 
     Never raises for any ``str``; see the module docstring for the rules.
     """
-    for piece in _pieces(header):
+    for piece in header.split(";"):
         name, sep, value = piece.partition("=")
         if not sep:
             continue
         name = name.strip(" \t")
         if name:
             yield name, _value(value)
-
-
-def _pieces(header: str) -> list[str]:
-    """The pieces of a Cookie field value between separators (``;`` and ``,``)."""
-    if "," in header:
-        header = header.replace(",", ";")
-    return header.split(";")
 
 
 def _value(raw: str) -> str:
@@ -279,8 +276,6 @@ class RequestCookies:
         found = []
         for header in self._headers:
             if name in header:
-                if "," in header:
-                    header = header.replace(",", ";")
                 for piece in header.split(";"):
                     if name in piece:
                         key, sep, value = piece.partition("=")

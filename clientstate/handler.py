@@ -104,8 +104,8 @@ class Loaded(Generic[T]):
 
     @classmethod
     def absent(cls) -> Loaded[T]:
-        """The load of a request without the cookie: no state, no error (a shared instance)."""
-        return _ABSENT
+        """The load of a request without the cookie: no state, no error."""
+        return cls()
 
     @classmethod
     def failed(cls, error: LoadError, *, chunks: int = 0) -> Loaded[T]:
@@ -118,9 +118,6 @@ class Loaded(Generic[T]):
         return f"Loaded(state={self.state!r}, issued_at={self.issued_at}, key_id={self.key_id})"
 
 
-_ABSENT: Loaded[Any] = Loaded()
-
-
 class Handler(Protocol):
     """Loads state from request cookies and saves it as ``Set-Cookie`` values. Sans-I/O.
 
@@ -128,6 +125,14 @@ class Handler(Protocol):
     header (a request without one loads :meth:`Loaded.absent`), and :meth:`save`
     at most once per response, only when a cookie must be written or deleted.
     """
+
+    def prepare(self, state: State[T]) -> None:
+        """Get ready to serve ``state``; called once by ``setup()`` at start-up.
+
+        Raises:
+            ConfigurationError: this handler cannot serve ``state``.
+        """
+        ...
 
     def load(self, state: State[T], cookies: RequestCookies, now: float) -> Loaded[T]:
         """Load ``state`` from ``cookies`` at time ``now`` (seconds since the epoch).
@@ -187,6 +192,15 @@ class ClientStored:
             raise ConfigurationError(f"clock_skew must be an integer of seconds from 0 to {_MAX_SECONDS}")
         if isinstance(max_chunks, bool) or not isinstance(max_chunks, int) or not 2 <= max_chunks <= 50:
             raise ConfigurationError("max_chunks must be an integer from 2 to 50")
+        if validate is not None and not callable(validate):
+            raise ConfigurationError("validate must be a callable validate(state, issued_at) -> bool")
+        if refresh_after is not None:
+            for label, limit in (("max_age", max_age), ("expires_in", expires_in)):
+                if limit is not None and refresh_after >= limit:
+                    raise ConfigurationError(
+                        f"refresh_after ({refresh_after} s) must be shorter than {label} ({limit} s), "
+                        f"or tokens expire before they are refreshed"
+                    )
         self.keyring = keyring
         self.name = name
         self.mode = Mode.ENCRYPTED if encrypted else Mode.AUTHENTICATED
@@ -204,13 +218,31 @@ class ClientStored:
             self._max_value = MAX_COOKIE_BYTES - len(name)
         self._codecs: dict[State[Any], TokenCodec] = {}
 
+    def prepare(self, state: State[T]) -> None:
+        """Bind this handler to ``state`` (``setup()`` calls it once, at start-up).
+
+        Raises:
+            ConfigurationError: the handler already serves a state of another
+                name. One cookie holds one state: two states sharing a handler
+                would each read the other's token as forged and delete it.
+        """
+        self.codec(state)
+
     def codec(self, state: State[T]) -> TokenCodec:
-        """The :class:`~clientstate.token.TokenCodec` binding this handler to ``state`` (cached)."""
+        """The :class:`~clientstate.token.TokenCodec` binding this handler to ``state`` (cached).
+
+        Raises:
+            ConfigurationError: the handler already serves a state of another name.
+        """
         codec = self._codecs.get(state)
         if codec is None:
-            codec = TokenCodec(
-                self.keyring, self.mode, self.name, state.name, state.versions, self._max_value
-            )
+            for other in self._codecs:
+                if other.name != state.name:
+                    raise ConfigurationError(
+                        f"handler for cookie {self.name!r} already serves state {other.name!r}; "
+                        f"state {state.name!r} needs its own handler (its own cookie name)"
+                    )
+            codec = TokenCodec(self.keyring, self.mode, self.name, state.name, state.versions, self._max_value)
             self._codecs[state] = codec
         return codec
 
@@ -229,9 +261,7 @@ class ClientStored:
                 return Loaded.absent()
             if isinstance(token, LoadError):
                 return Loaded.failed(token, chunks=highest)
-            loaded = self.load_value(state, token, now)
-            loaded.chunks = highest
-            return loaded
+            return self.load_value(state, token, now, chunks=highest)
         values = cookies.get_all(self.name)
         if not values:
             return Loaded.absent()
@@ -246,35 +276,42 @@ class ClientStored:
             return Loaded.absent()
         return self.load_value(state, value, now)
 
-    def load_value(self, state: State[T], value: str, now: float) -> Loaded[T]:
-        """Load ``state`` from one cookie value (the token); never raises."""
+    def load_value(self, state: State[T], value: str, now: float, *, chunks: int = 0) -> Loaded[T]:
+        """Load ``state`` from one cookie value (the token); never raises.
+
+        Time limits fail closed: a clock reading that is not a finite number
+        (NaN) makes every token ``issued_in_future``.
+        """
         codec = self._codecs.get(state) or self.codec(state)
         opened = codec.open_fields(value)
         if isinstance(opened, LoadError):
-            return Loaded.failed(opened)
+            return Loaded.failed(opened, chunks=chunks)
         payload, issued_at, expires_at, key_id, schema_version = opened
-        if issued_at > now + self.clock_skew:
+        # Written as "not (ok)" so that a NaN clock fails every check.
+        if not issued_at <= now + self.clock_skew:
             return Loaded.failed(
                 LoadError(
                     ErrorKind.ISSUED_IN_FUTURE,
                     f"issued-at is {issued_at - now:.0f} s ahead of the clock, over the "
                     f"{self.clock_skew} s skew allowed",
-                )
+                ),
+                chunks=chunks,
             )
-        if expires_at is not None and now >= expires_at:
-            return Loaded.failed(LoadError(ErrorKind.EXPIRED, f"expired {now - expires_at:.0f} s ago"))
+        if expires_at is not None and not now < expires_at:
+            return Loaded.failed(LoadError(ErrorKind.EXPIRED, f"expired {now - expires_at:.0f} s ago"), chunks=chunks)
         age = now - issued_at
-        if self.max_age is not None and age > self.max_age:
+        if self.max_age is not None and not age <= self.max_age:
             return Loaded.failed(
-                LoadError(ErrorKind.TOO_OLD, f"issued {age:.0f} s ago, over max_age {self.max_age} s")
+                LoadError(ErrorKind.TOO_OLD, f"issued {age:.0f} s ago, over max_age {self.max_age} s"),
+                chunks=chunks,
             )
         decoded = state.decode(payload, schema_version)
         if isinstance(decoded, LoadError):
-            return Loaded.failed(decoded)
+            return Loaded.failed(decoded, chunks=chunks)
         if self.validate is not None:
             rejected = _run_validator(self.validate, decoded, issued_at)
             if rejected is not None:
-                return Loaded.failed(rejected)
+                return Loaded.failed(rejected, chunks=chunks)
         migrated = schema_version != state.version
         refresh = self.refresh_after is not None and age >= self.refresh_after
         return Loaded(
@@ -288,6 +325,7 @@ class ClientStored:
             state.encode(decoded) if migrated else payload,
             migrated or refresh or key_id != codec.current_key_id,
             not refresh,
+            chunks,
         )
 
     def seal(self, state: State[T], loaded: Loaded[T], payload: bytes, now: float) -> tuple[str, int | None]:
@@ -303,9 +341,9 @@ class ClientStored:
         ):
             issued_at, expires_at = loaded.issued_at, loaded.expires_at
         else:
-            issued_at = math.floor(now)
-            if not 0 <= issued_at < 2**64 - _MAX_SECONDS:
+            if not 0 <= now < 2**64 - _MAX_SECONDS:  # also refuses NaN
                 raise ConfigurationError(f"the clock reads {now!r}, outside the range a token can record")
+            issued_at = math.floor(now)
             expires_at = None if self.expires_in is None else issued_at + self.expires_in
         return self.codec(state).seal(payload, issued_at, expires_at), expires_at
 

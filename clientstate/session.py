@@ -82,11 +82,17 @@ class Binding(Generic[T]):
         handler: the :class:`~clientstate.handler.Handler` that stores it.
         clock: returns seconds since the Unix epoch (default ``time.time``);
             tests inject a frozen one.
+
+    Raises:
+        ConfigurationError: ``handler`` cannot serve ``state`` (for
+            :func:`~clientstate.handler.client_stored`: it already serves a
+            state of another name).
     """
 
     __slots__ = ("clock", "handler", "key", "state")
 
     def __init__(self, state: State[T], handler: Handler, clock: Clock = time.time) -> None:
+        handler.prepare(state)
         self.state = state
         self.handler = handler
         self.clock = clock

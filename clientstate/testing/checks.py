@@ -81,13 +81,17 @@ def default_handlers() -> list[Handler]:
 def _handlers(handler: Handler | Sequence[Handler] | None) -> list[Handler]:
     if handler is None:
         return default_handlers()
-    if hasattr(handler, "load") and hasattr(handler, "save"):
-        return [handler]
-    if isinstance(handler, Iterable):
+    if isinstance(handler, Sequence):
         handlers = list(handler)
-        if handlers and all(hasattr(h, "load") and hasattr(h, "save") for h in handlers):
+        if handlers and all(_is_handler(h) for h in handlers):
             return handlers
+    elif _is_handler(handler):
+        return [handler]
     raise TypeError(f"handler must be a clientstate Handler, a list of them, or None; got {handler!r}")
+
+
+def _is_handler(candidate: object) -> bool:
+    return all(callable(getattr(candidate, method, None)) for method in ("prepare", "load", "save"))
 
 
 def describe(handler: Handler) -> str:

@@ -77,6 +77,9 @@ class AlwaysReissue:
     def __init__(self, inner: ClientStored) -> None:
         self.inner = inner
 
+    def prepare(self, state: State[Any]) -> None:
+        self.inner.prepare(state)
+
     def load(self, state: State[Any], cookies: RequestCookies, now: float) -> Loaded[Any]:
         loaded = self.inner.load(state, cookies, now)
         loaded.reissue = True
