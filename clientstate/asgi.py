@@ -83,8 +83,9 @@ class StateMiddleware:
 
         async def send_with_state(message: Message) -> None:
             if message["type"] == "http.response.start":
-                set_cookies = binding.finish(slot)
-                headers = message.get("headers", ())
+                # A failed request commits no state change (the cookie stays as it was).
+                set_cookies = binding.finish(slot) if message.get("status", 200) < 500 else []
+                headers = list(message.get("headers", ()))
                 vary: list[str] = []
                 has_cache_control = False
                 for name, value in headers:  # ASGI response header names are lower case

@@ -47,9 +47,12 @@ def _split_cookie(text: str) -> tuple[str | None, str]:
     text = text.split(";", 1)[0].strip()
     # Tokens are base64url, which never contains '=': a '=' separates a name.
     name, sep, value = text.partition("=")
-    if sep:
-        return name.strip(), value.strip()
-    return None, text
+    if not sep:
+        name, value = "", text
+    value = value.strip()
+    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+        value = value[1:-1]  # one pair of double quotes, as the server-side parser unwraps
+    return (name.strip() or None), value
 
 
 def _print_fields(out: TextIO, fields: list[tuple[str, str]]) -> None:
@@ -62,8 +65,9 @@ def _state_json(payload: bytes) -> str:
     try:
         value: Any = msgspec.msgpack.decode(payload)
         return msgspec.json.encode(value).decode()
-    except (msgspec.DecodeError, msgspec.EncodeError, TypeError, ValueError) as exc:
-        return f"<payload of {len(payload)} bytes that is not MessagePack: {exc}>"
+    except (msgspec.DecodeError, msgspec.EncodeError, TypeError, ValueError, RecursionError) as exc:
+        # The payload may be untrusted (--no-verify): any content must print, not crash.
+        return f"<payload of {len(payload)} bytes that does not print as JSON: {exc}>"
 
 
 def _time_fields(issued_at: int, expires_at: int | None, now: float) -> list[tuple[str, str]]:
@@ -85,6 +89,9 @@ def _fail(out: TextIO, error: LoadError) -> int:
 def _inspect(args: argparse.Namespace, out: TextIO, now: float) -> int:
     name, value = _split_cookie(args.cookie)
     cookie_name = args.cookie_name or name
+    if not value:
+        print("error: the cookie value is empty: a server reads that as no cookie at all", file=out)
+        return 1
     seen = peek(value)
     if isinstance(seen, LoadError):
         return _fail(out, seen)

@@ -37,15 +37,17 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from clientstate.errors import KeyFormatError
 
-__all__ = ["ENV_VAR", "MIN_SECRET_BYTES", "Key", "Keyring", "generate_key"]
+__all__ = ["ENV_VAR", "MAX_SECRET_BYTES", "MIN_SECRET_BYTES", "Key", "Keyring", "generate_key"]
 
 #: Shortest secret accepted, in bytes.
 MIN_SECRET_BYTES: Final = 32
+#: Longest secret :func:`generate_key` makes, in bytes.
+MAX_SECRET_BYTES: Final = 1024
 #: The environment variable :meth:`Keyring.from_env` reads.
 ENV_VAR: Final = "CLIENTSTATE_KEYS"
 
 _HKDF_SALT: Final = b"clientstate/v1"
-_ENTRY = re.compile(r"(\*?)(\d{1,3}):([A-Za-z0-9_-]+)")
+_ENTRY = re.compile(r"(\*?)([0-9]{1,3}):([A-Za-z0-9_-]+)")
 
 
 def _b64url_encode(data: bytes) -> str:
@@ -142,17 +144,21 @@ def generate_key(key_id: int = 1, size: int = MIN_SECRET_BYTES) -> Key:
         size: secret length in bytes, at least 32.
 
     Raises:
-        ConfigurationError: ``key_id`` out of range or ``size`` below 32.
+        ConfigurationError: ``key_id`` out of range, or ``size`` outside 32–1024.
     """
+    if isinstance(size, bool) or not isinstance(size, int) or not MIN_SECRET_BYTES <= size <= MAX_SECRET_BYTES:
+        raise KeyFormatError(
+            f"key size must be an integer from {MIN_SECRET_BYTES} to {MAX_SECRET_BYTES} bytes, got {size!r}"
+        )
     return Key(key_id, secrets.token_bytes(size))
 
 
-def _parse_entry(entry: str) -> tuple[bool, Key]:
+def _parse_entry(entry: str, where: str = "the key entry") -> tuple[bool, Key]:
     match = _ENTRY.fullmatch(entry)
     if match is None:
-        shown = entry if len(entry) <= 12 else entry[:8] + "..."
+        # Never echo the entry: it may be (part of) a secret.
         raise KeyFormatError(
-            f"key entry {shown!r} is not of the form '<key id>:<base64url secret>' "
+            f"{where} ({len(entry)} characters) is not of the form '<key id>:<base64url secret>' "
             f"(optionally starting with '*' to mark the current key)"
         )
     mark, kid_text, secret_text = match.groups()
@@ -214,7 +220,7 @@ class Keyring:
         entries = [e for e in re.split(r"[\s,]+", text.strip()) if e]
         if not entries:
             raise KeyFormatError("no keys given")
-        parsed = [_parse_entry(e) for e in entries]
+        parsed = [_parse_entry(e, f"key entry {n} of {len(entries)}") for n, e in enumerate(entries, start=1)]
         marked = [key for is_current, key in parsed if is_current]
         if len(parsed) == 1:
             current = parsed[0][1]

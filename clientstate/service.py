@@ -137,7 +137,7 @@ def setup(
     Returns:
         ``handle(request) -> response``: the response carries ``Set-Cookie``
         only when the new state differs from the loaded one, when the token
-        must be re-issued, or after a load error.
+        must be re-issued, or after a load error; never on a 5xx response.
 
     The returned function raises what ``service`` raises, and
     :class:`~clientstate.errors.StateEncodeError` or
@@ -151,9 +151,10 @@ def setup(
         new_state, response = service(slot.loaded, request)
         slot.state = new_state
         headers = response.headers
+        set_cookies = binding.finish(slot) if response.status < 500 else []  # a failed request commits nothing
         vary = [v for k, v in headers if k.lower() == "vary"]
         has_cache_control = any(k.lower() == "cache-control" for k, _ in headers)
-        extra = state_headers(vary, has_cache_control, binding.finish(slot))
+        extra = state_headers(vary, has_cache_control, set_cookies)
         return Response(response.status, [*headers, *extra], response.body)
 
     return handle

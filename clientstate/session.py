@@ -21,6 +21,10 @@ The save rule (from the seed design, made precise):
   re-issue of an unchanged state that would no longer fit in a cookie is
   skipped: the cookie the client holds still loads.
 
+Failed requests: adapters do not call :meth:`Binding.finish` for responses
+with a 5xx status (nor, in WSGI, when ``start_response`` gets ``exc_info``):
+a request that failed commits no state change.
+
 Cache safety: every response that passed through a binding depends on the
 cookie, so adapters add ``Vary: Cookie`` (unless the response already varies on
 it or on ``*``), and ``Cache-Control: private`` on responses that carry one of

@@ -7,8 +7,9 @@ so a grant of ``W`` seconds at ``t0`` is active at ``t0 + W - 1`` and not at
 ``t0 + W``. Expiry lives in the authenticated state, not in the cookie's
 lifetime, so the client cannot extend it.
 
-The state type needs a field (default name ``sudo_until``) holding a number or
-``None``. Values may be ``msgspec.Struct`` s, dataclasses or dicts.
+The state type needs a field (default name ``sudo_until``) typed
+``float | None``: :func:`grant` writes a float. Values may be
+``msgspec.Struct`` s, dataclasses or dicts.
 
 Replay: a client-stored state cannot be revoked. A client that kept an older
 cookie with an unexpired ``sudo_until`` can present it again until that
@@ -19,8 +20,9 @@ and can reject tokens issued before a server-side instant (for example the
 user's last logout or password change).
 
 Guards answer ``403 {"error": "sudo_required"}`` (or a response of your choice)
-when elevation is not active, for WSGI apps, ASGI apps and plain services; they
-read the time from the request's slot, so they use the binding's clock.
+when elevation is not active, for WSGI apps, ASGI apps (HTTP and WebSocket) and
+plain services. The WSGI and ASGI guards read the time from the request's slot,
+so they use the binding's clock; the plain-service guard takes the clock.
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar, cast
 
@@ -128,7 +129,7 @@ def remaining(value: Any, now: float, *, field: str = DEFAULT_FIELD) -> float:
 def require_sudo(
     service: Callable[[Loaded[T], Request], tuple[T | None, Response]],
     *,
-    clock: Clock = time.time,
+    clock: Clock,
     field: str = DEFAULT_FIELD,
     deny: Callable[[Loaded[T], Request], Response] | None = None,
 ) -> Callable[[Loaded[T], Request], tuple[T | None, Response]]:
@@ -136,7 +137,9 @@ def require_sudo(
 
     Args:
         service: ``service(loaded, request) -> (state, response)``.
-        clock: seconds since the epoch; use the same clock as ``setup()``.
+        clock: seconds since the epoch; pass the clock given to ``setup()``
+            (``time.time`` by default there), since a plain service does not
+            see the binding.
         field: the state field holding the instant.
         deny: ``deny(loaded, request) -> response`` when not elevated;
             default ``403 {"error": "sudo_required"}``. The state is left unchanged.
@@ -201,13 +204,16 @@ def require_sudo_asgi(
         deny: an ASGI app answering when not elevated; default
             ``403 {"error": "sudo_required"}``.
 
-    Non-``http`` scopes pass through. The guarded app raises
-    :class:`~clientstate.errors.ConfigurationError` if no clientstate
-    middleware for ``state`` wraps it.
+    WebSocket connections are guarded too: when not elevated the handshake is
+    refused with ``websocket.close`` (code 1008, policy violation), which the
+    server answers with HTTP 403. Other scopes (``lifespan``) pass through. The
+    guarded app raises :class:`~clientstate.errors.ConfigurationError` if no
+    clientstate middleware for ``state`` wraps it.
     """
 
     async def guarded(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
             await app(scope, receive, send)
             return
         slot = get_slot(scope, state)
@@ -216,6 +222,10 @@ def require_sudo_asgi(
             return
         if deny is not None:
             await deny(scope, receive, send)
+            return
+        if kind == "websocket":
+            await receive()  # websocket.connect
+            await send({"type": "websocket.close", "code": 1008, "reason": "sudo_required"})
             return
         await send(
             {

@@ -64,6 +64,10 @@ class StateMiddleware:
             exc_info: OptExcInfo | None = None,
             /,
         ) -> Callable[[bytes], object]:
+            # A failed request commits no state change: on an error response
+            # (5xx, or start_response called again with exc_info) nothing is
+            # saved, and nothing here can raise over the application's own error.
+            failed = exc_info is not None or status[:1] == "5"
             vary = []
             has_cache_control = False
             for name, value in headers:
@@ -72,7 +76,7 @@ class StateMiddleware:
                     vary.append(value)
                 elif name == "cache-control":
                     has_cache_control = True
-            extra = state_headers(vary, has_cache_control, binding.finish(slot))
+            extra = state_headers(vary, has_cache_control, [] if failed else binding.finish(slot))
             return start_response(status, [*headers, *extra], exc_info)
 
         return self.app(environ, start_with_state)

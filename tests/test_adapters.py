@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -29,6 +30,8 @@ def act(path: str, slot_state: Account | None) -> tuple[Account | None, int, lis
         extra = [("Set-Cookie", "theme=dark; Path=/"), ("Vary", "Accept-Encoding"), ("Cache-Control", "no-store")]
     if path == "/vary":
         extra = [("Vary", "Cookie")]
+    if path == "/fail":  # changes the state, then fails
+        return Account(666, "half-done"), 500, extra
     return slot_state, 200, extra
 
 
@@ -36,7 +39,7 @@ def wsgi_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
     slot = get_slot(environ, ACCOUNT)
     slot.state, status, extra = act(environ["PATH_INFO"], slot.state)
     error = slot.error.kind.value if slot.error else "-"
-    start_response(f"{status} OK", [("Content-Type", "text/plain"), *extra])
+    start_response(wsgi.status_line(status), [("Content-Type", "text/plain"), *extra])
     return [error.encode()]
 
 
@@ -175,3 +178,39 @@ def test_asgi_passes_lifespan_through_and_loads_for_websockets(handler: ClientSt
     assert seen[0] == ("lifespan", None)
     assert seen[1][0] == "websocket"
     assert seen[1][1].state is None
+
+
+def test_asgi_keeps_app_headers_given_as_a_generator(handler: ClientStored) -> None:
+    async def app(scope: asgi.Scope, receive: Any, send: Any) -> None:
+        get_slot(scope, ACCOUNT).state = Account(1, "gen")
+        headers = ((k, v) for k, v in [(b"content-type", b"text/plain"), (b"set-cookie", b"own=1")])
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    _, headers, _ = call_asgi(asgi.setup(ACCOUNT, handler, app, clock=FrozenClock()), [])
+    names = [k for k, _ in headers]
+    assert names == ["content-type", "set-cookie", "vary", "set-cookie", "cache-control"]
+    assert ("set-cookie", "own=1") in headers
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_a_failed_request_commits_no_state(handler: ClientStored, runner: Any) -> None:
+    cookie = mint(handler, Account(1, "ada"))
+    status, headers, _ = runner(handler, "/fail", [cookie])
+    assert status == 500
+    assert [k for k, _ in headers if k == "set-cookie"] == []
+
+
+def test_wsgi_error_page_after_a_state_error_is_not_masked(handler: ClientStored) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        get_slot(environ, ACCOUNT).state = Account("bad", "x")  # type: ignore[arg-type]
+        try:
+            start_response("200 OK", [])
+        except Exception:
+            start_response("500 Internal Server Error", [("Content-Type", "text/plain")], sys.exc_info())
+            return [b"error page"]
+        return [b"ok"]
+
+    status, headers, body = call_wsgi(wsgi.setup(ACCOUNT, handler, app, clock=FrozenClock()), None)
+    assert (status, body) == (500, b"error page")
+    assert [k for k, _ in headers if k == "set-cookie"] == []

@@ -45,9 +45,10 @@ def test_keygen_add_to_appends_the_next_free_id_not_current() -> None:
 
 def test_keygen_errors() -> None:
     assert run("keygen", "--add-to", "nonsense")[0] == 2
-    code, out = run("keygen", "--bytes", "8")
-    assert code == 2
-    assert "at least 32" in out
+    for size in ("8", "-1", "100000000"):
+        code, out = run("keygen", "--bytes", size)
+        assert code == 2
+        assert "from 32 to 1024 bytes" in out
 
 
 @pytest.mark.parametrize("encrypted", [False, True])
@@ -118,3 +119,23 @@ def test_every_command_has_help() -> None:
     assert "--no-verify" in subprocess.run(
         [sys.executable, "-m", "clientstate", "inspect", "--help"], capture_output=True, text=True, timeout=60
     ).stdout
+
+
+def test_inspect_unwraps_quotes_and_refuses_an_empty_value() -> None:
+    ring = fixed_keyring(1)
+    value = mint(ring).split(";")[0].split("=", 1)[1]
+    code, out = run("inspect", f'cs="{value}"', "--state-name", "account", "--keys", ring.to_text())
+    assert code == 0, out
+    code, out = run("inspect", "cs=", "--state-name", "account", "--keys", ring.to_text())
+    assert (code, out.strip()) == (1, "error: the cookie value is empty: a server reads that as no cookie at all")
+
+
+def test_inspect_no_verify_prints_any_payload_without_crashing() -> None:
+    # An unverified token can hold anything, e.g. MessagePack nested deeper than the recursion limit.
+    from clientstate.token import Mode, TokenCodec
+
+    codec = TokenCodec(fixed_keyring(1), Mode.AUTHENTICATED, "cs", "account", (1,), 100_000)
+    value = codec.seal(b"\x91" * 5000 + b"\xc0", 1)
+    code, out = run("inspect", value, "--no-verify")
+    assert code == 0
+    assert "does not print as JSON" in out

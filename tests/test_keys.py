@@ -79,7 +79,8 @@ def test_single_key_needs_no_mark_and_separators_are_flexible() -> None:
     ("text", "message"),
     [
         ("", "no keys given"),
-        ("1-AAAA", "is not of the form"),
+        ("1-AAAA", r"key entry 1 of 1 \(6 characters\) is not of the form"),
+        ("١:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8", "is not of the form"),
         ("1:AAECAwQ", "at least 32"),
         ("1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh9", "not canonical"),
         ("1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", "is not of the form"),
@@ -111,3 +112,10 @@ def test_from_env_reads_the_variable_and_names_it_in_errors() -> None:
 def test_min_secret_is_32_bytes() -> None:
     assert MIN_SECRET_BYTES == 32
     Key(0, b"\x00" * 32)  # exactly 32 is accepted
+
+
+def test_key_format_errors_never_echo_the_entry() -> None:
+    secret_text = "d10wZD3GsecretsecretsecretsecretsecretsecretXX"
+    with pytest.raises(KeyFormatError) as info:
+        Keyring.from_text(secret_text)
+    assert "d10w" not in str(info.value)

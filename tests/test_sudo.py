@@ -128,3 +128,25 @@ def test_guard_without_middleware_explains() -> None:
     guarded = sudo.require_sudo_wsgi(wsgi_ok, ACCOUNT)
     with pytest.raises(Exception, match="no clientstate middleware for state 'account'"):
         call_wsgi(guarded, "")
+
+
+def test_asgi_guard_refuses_websocket_handshakes_without_elevation(handler: ClientStored) -> None:
+    clock = FrozenClock(T0)
+    reached: list[str] = []
+
+    async def shell(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(scope["type"])
+        await send({"type": "websocket.accept"})
+
+    app = asgi.setup(ACCOUNT, handler, sudo.require_sudo_asgi(shell, ACCOUNT), clock=clock)
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: asgi.Message) -> None:
+        sent.append(dict(message))
+
+    asyncio.run(app({"type": "websocket", "path": "/ws", "headers": []}, receive, send))
+    assert sent == [{"type": "websocket.close", "code": 1008, "reason": "sudo_required"}]
+    assert reached == []
