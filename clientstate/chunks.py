@@ -17,8 +17,12 @@ a missing or extra chunk is ``malformed``; reordered parts or parts of two
 different tokens make a different byte string, which fails authentication.
 Every cookie's name plus value stays within 4096 bytes.
 
-Note that servers limit request header size (often 8–16 KiB in total), so a
-state needing more than two or three chunks is usually better kept on the server.
+Servers limit request headers: nginx reads a header line into 8 KiB buffers
+and gunicorn refuses header fields over 8190 bytes by default, so a ``Cookie``
+header carrying two full chunks may already be refused before the application
+runs (and the application cannot then clear it). Chunking past one extra
+cookie needs those limits raised; a state that large usually belongs on the
+server.
 """
 
 from __future__ import annotations
@@ -31,8 +35,8 @@ from clientstate.errors import AMBIGUOUS_COOKIE, CookieTooLarge, ErrorKind, Load
 
 __all__ = ["chunk_name", "chunk_size", "join_chunks", "split_token"]
 
-_COUNT: Final = re.compile(r"[1-9][0-9]?")
-_INDEX: Final = re.compile(r"[1-9][0-9]?")
+# A chunk count or index as chunk_name and split_token write it (max_chunks <= 50).
+_NUMBER: Final = re.compile(r"[1-9][0-9]?")
 
 
 def chunk_name(name: str, index: int) -> str:
@@ -58,7 +62,7 @@ def split_token(name: str, token: str, max_chunks: int) -> list[tuple[str, str]]
     size = chunk_size(name, max_chunks)
     parts = [token[i : i + size] for i in range(0, len(token), size)]
     if len(parts) > max_chunks:
-        raise CookieTooLarge(name, len(name) + len(token), size * max_chunks)
+        raise CookieTooLarge(name, len(name) + len(token), size * max_chunks, max_chunks)
     out = [(name, f"{len(parts)}.{parts[0]}")]
     out.extend((chunk_name(name, i), part) for i, part in enumerate(parts[1:], start=1))
     return out
@@ -76,7 +80,7 @@ def _indices(cookies: RequestCookies, name: str, max_chunks: int) -> list[int]:
     for cookie in cookies.names():
         if cookie.startswith(prefix):
             tail = cookie[len(prefix) :]
-            if _INDEX.fullmatch(tail) and int(tail) < max_chunks:
+            if _NUMBER.fullmatch(tail) and int(tail) < max_chunks:
                 found.append(int(tail))
     return found
 
@@ -103,7 +107,7 @@ def join_chunks(cookies: RequestCookies, name: str, max_chunks: int) -> tuple[st
     count_text, dot, part0 = first.partition(".")
     if not dot:
         count, parts = 1, [first]
-    elif _COUNT.fullmatch(count_text) and 2 <= int(count_text) <= max_chunks:
+    elif _NUMBER.fullmatch(count_text) and 2 <= int(count_text) <= max_chunks:
         count, parts = int(count_text), [part0]
     else:
         return LoadError(ErrorKind.MALFORMED, "bad chunk count in the first cookie"), highest

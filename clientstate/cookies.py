@@ -93,12 +93,24 @@ class CookieAttributes:
             for a cookie that ends with the browser session.
 
     Raises:
-        ConfigurationError: an invalid value, ``SameSite=None`` without
-            ``Secure``, or a ``Max-Age`` outside 0 to 400 days. Prefix rules
-            are checked with :meth:`check_name`.
+        ConfigurationError: an invalid value (``secure`` and ``http_only``
+            must be ``bool``), ``SameSite=None`` without ``Secure``, or a
+            ``Max-Age`` outside 0 to 400 days. Prefix rules are checked with
+            :meth:`check_name`.
+
+    Instances are immutable.
     """
 
     __slots__ = ("_rest", "_suffix", "domain", "http_only", "max_age", "path", "same_site", "secure")
+
+    path: str
+    domain: str | None
+    secure: bool
+    http_only: bool
+    same_site: SameSite | None
+    max_age: int | None
+    _rest: str
+    _suffix: str
 
     def __init__(
         self,
@@ -128,6 +140,9 @@ class CookieAttributes:
                 "SameSite=None requires Secure: browsers reject such cookies "
                 "(RFC 6265bis §5.6.7)"
             )
+        for label, flag in (("secure", secure), ("http_only", http_only)):
+            if not isinstance(flag, bool):
+                raise ConfigurationError(f"{label} must be True or False, got {flag!r}")
         if max_age is not None and (
             isinstance(max_age, bool) or not isinstance(max_age, int)
             or not 0 <= max_age <= MAX_MAX_AGE
@@ -136,15 +151,19 @@ class CookieAttributes:
                 f"Max-Age must be an integer number of seconds from 0 to {MAX_MAX_AGE} "
                 f"(400 days, the cap browsers apply), got {max_age!r}"
             )
-        self.path = path
-        self.domain = domain
-        self.secure = bool(secure)
-        self.http_only = bool(http_only)
-        self.same_site = same_site
-        self.max_age = max_age
+        init = object.__setattr__
+        init(self, "path", path)
+        init(self, "domain", domain)
+        init(self, "secure", secure)
+        init(self, "http_only", http_only)
+        init(self, "same_site", same_site)
+        init(self, "max_age", max_age)
         # Everything but Max-Age, which may vary per cookie.
-        self._rest = self._render()
-        self._suffix = self._rest if max_age is None else f"; Max-Age={max_age}{self._rest}"
+        init(self, "_rest", self._render())
+        init(self, "_suffix", self._rest if max_age is None else f"; Max-Age={max_age}{self._rest}")
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("CookieAttributes is immutable: build a new one")
 
     def _render(self) -> str:
         parts = [f"; Path={self.path}"]

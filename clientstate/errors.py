@@ -39,8 +39,8 @@ class ErrorKind(enum.StrEnum):
 
     #: The cookie value is not a token of this library: characters outside the
     #: base64url alphabet, padding, non-canonical base64, too short, a bad
-    #: layout inside an authenticated token (reserved flag bits, short prelude,
-    #: trailing bytes), or a missing/extra chunk.
+    #: layout inside an authenticated token (reserved flag bits, short prelude),
+    #: or a missing/extra chunk.
     MALFORMED = "malformed"
     #: The cookie value is longer than the handler accepts; rejected before any
     #: decoding or cryptography.
@@ -59,7 +59,8 @@ class ErrorKind(enum.StrEnum):
     TOO_OLD = "too_old"
     #: The token's issued-at is later than now plus the allowed clock skew.
     ISSUED_IN_FUTURE = "issued_in_future"
-    #: The authenticated payload does not decode into the state's type.
+    #: The authenticated payload does not decode into the state's type (wrong
+    #: types, missing fields, bytes after the MessagePack value).
     STATE_DECODE = "state_decode"
     #: A migration from an older schema version raised or returned a value of
     #: the wrong type.
@@ -159,15 +160,26 @@ class CookieTooLarge(ClientStateError):
     Attributes:
         cookie_name: the cookie's name.
         size: length of name plus value, in bytes.
-        limit: the limit in bytes (4096).
+        limit: the limit in bytes (4096 for one cookie).
+        max_chunks: for a chunked handler, how many cookies the state may use
+            (the state needs more); ``None`` otherwise.
     """
 
-    def __init__(self, cookie_name: str, size: int, limit: int) -> None:
+    def __init__(self, cookie_name: str, size: int, limit: int, max_chunks: int | None = None) -> None:
         self.cookie_name = cookie_name
         self.size = size
         self.limit = limit
-        super().__init__(
-            f"cookie {cookie_name!r} would be {size} bytes (name plus value), over the "
-            f"{limit}-byte limit browsers enforce; keep less in this state, or opt in "
-            f"to splitting it across cookies with client_stored(..., chunked=True)"
-        )
+        self.max_chunks = max_chunks
+        if max_chunks is None:
+            message = (
+                f"cookie {cookie_name!r} would be {size} bytes (name plus value), over the "
+                f"{limit}-byte limit browsers enforce; keep less in this state, or opt in "
+                f"to splitting it across cookies with client_stored(..., chunked=True)"
+            )
+        else:
+            message = (
+                f"state in cookie {cookie_name!r} needs {size} bytes, more than the {max_chunks} "
+                f"chunk cookies allowed (max_chunks) hold ({limit} bytes); keep less in this state "
+                f"or keep it on the server"
+            )
+        super().__init__(message)

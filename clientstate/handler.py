@@ -173,7 +173,7 @@ class ClientStored:
         clock_skew: int = 60,
         validate: Validator | None = None,
         chunked: bool = False,
-        max_chunks: int = 10,
+        max_chunks: int = 4,
     ) -> None:
         if not isinstance(keyring, Keyring):
             raise ConfigurationError(f"keyring must be a Keyring, got {type(keyring).__name__}")
@@ -402,7 +402,7 @@ def client_stored(
     clock_skew: int = 60,
     validate: Validator | None = None,
     chunked: bool = False,
-    max_chunks: int = 10,
+    max_chunks: int = 4,
 ) -> ClientStored:
     """Build a handler that keeps the whole state in one cookie.
 
@@ -431,7 +431,8 @@ def client_stored(
             :class:`~clientstate.errors.CookieTooLarge` at save. ``True``:
             split the token across numbered cookies (:mod:`clientstate.chunks`).
         max_chunks: with ``chunked``, the most cookies one state may use, 2–50
-            (default 10).
+            (default 4, about 16 KB; mind the server's header limits, see
+            :mod:`clientstate.chunks`).
 
     Raises:
         ConfigurationError: an invalid cookie name, a name that breaks its

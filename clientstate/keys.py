@@ -25,7 +25,6 @@ mark. Example::
 
 from __future__ import annotations
 
-import binascii
 import os
 import re
 import secrets
@@ -35,6 +34,7 @@ from typing import Final
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from clientstate.base64url import b64url_decode, b64url_encode
 from clientstate.errors import KeyFormatError
 
 __all__ = ["ENV_VAR", "MAX_SECRET_BYTES", "MIN_SECRET_BYTES", "Key", "Keyring", "generate_key"]
@@ -50,21 +50,9 @@ _HKDF_SALT: Final = b"clientstate/v1"
 _ENTRY = re.compile(r"(\*?)([0-9]{1,3}):([A-Za-z0-9_-]+)")
 
 
-def _b64url_encode(data: bytes) -> str:
-    return binascii.b2a_base64(data, newline=False).decode("ascii").rstrip("=").translate(
-        str.maketrans("+/", "-_")
-    )
-
-
 def _b64url_decode_secret(text: str, where: str) -> bytes:
-    if len(text) % 4 == 1:
-        raise KeyFormatError(f"{where}: the secret is not valid base64url (bad length)")
-    padded = text.translate(str.maketrans("-_", "+/")) + "=" * (-len(text) % 4)
-    try:
-        raw = binascii.a2b_base64(padded, strict_mode=True)
-    except binascii.Error as exc:
-        raise KeyFormatError(f"{where}: the secret is not valid base64url ({exc})") from None
-    if _b64url_encode(raw) != text:
+    raw = b64url_decode(text)
+    if raw is None:
         raise KeyFormatError(f"{where}: the secret is not canonical unpadded base64url")
     return raw
 
@@ -121,7 +109,7 @@ class Key:
 
     def to_text(self) -> str:
         """The key in text form, ``<key id>:<unpadded base64url secret>``."""
-        return f"{self.key_id}:{_b64url_encode(self._secret)}"
+        return f"{self.key_id}:{b64url_encode(self._secret)}"
 
     @classmethod
     def from_text(cls, text: str) -> Key:
@@ -182,16 +170,21 @@ class Keyring:
     key once every cookie under it has been re-issued or has expired.
     """
 
-    __slots__ = ("_by_id", "current")
+    __slots__ = ("_by_id", "_current")
 
     def __init__(self, current: Key, accepted: Iterable[Key] = ()) -> None:
-        self.current: Key = current
+        self._current = current
         by_id: dict[int, Key] = {current.key_id: current}
         for key in accepted:
             if key.key_id in by_id:
                 raise KeyFormatError(f"two keys share key id {key.key_id}")
             by_id[key.key_id] = key
         self._by_id: Mapping[int, Key] = by_id
+
+    @property
+    def current(self) -> Key:
+        """The key every new token is sealed with (read-only: build a new keyring to rotate)."""
+        return self._current
 
     def get(self, key_id: int) -> Key | None:
         """The key with ``key_id``, or ``None`` if it is not in this keyring."""

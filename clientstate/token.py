@@ -30,9 +30,10 @@ state name or schema version fails authentication. The schema version is
 written as decimal ASCII. ``K_hmac`` and ``K_aead`` are the key's HKDF subkeys
 for the purposes ``hmac`` and ``aead`` (see :mod:`clientstate.keys`).
 
-Encryption: each process draws a random 8-byte key salt, derives ``K_salt``
-from it, and uses that subkey for at most 2**24 tokens before drawing a new
-salt; each token gets a fresh random 96-bit nonce. Under any one AES key there
+Encryption: each :class:`TokenCodec` (one per handler and state, in each
+process; a forked child draws anew) draws a random 8-byte key salt, derives
+``K_salt`` from it, and uses that subkey for at most 2**24 tokens before
+drawing a new salt; each token gets a fresh random 96-bit nonce. Under any one AES key there
 are therefore at most 2**24 random nonces, so the chance that a nonce repeats
 under one key stays below 2**-49 however many cookies a site writes (the
 random-nonce bound of SP 800-38D §8.3 applies per derived key, not per secret).
@@ -49,7 +50,9 @@ Reading a token, in order, stopping at the first failure:
    ``authentication_failed``. Nothing past the version and key id (and, in
    encrypted mode, the salt and nonce, which only select the subkey) is read
    before this check passes;
-7. reserved flag bits set, or inner too short → ``malformed``.
+7. reserved flag bits set, or inner too short → ``malformed`` (the detail
+   says which: after authentication this means a writer holding the key wrote
+   bad content).
 
 Time limits and decoding the payload into the state's type are the handler's
 work (:mod:`clientstate.handler`).
@@ -60,7 +63,6 @@ bytes (55 with expires-at), before base64url's 4/3 expansion.
 
 from __future__ import annotations
 
-import binascii
 import enum
 import itertools
 import os
@@ -75,6 +77,7 @@ from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
+from clientstate.base64url import b64url_decode, b64url_encode
 from clientstate.errors import (
     AUTH_FAILED,
     MALFORMED_BASE64,
@@ -130,46 +133,6 @@ _DECRYPT_CACHE: Final = 256
 AUTHENTICATED_OVERHEAD: Final = _A_HEADER + _INNER_MIN + _HMAC_TAG
 #: Fixed bytes an encrypted token adds to the payload (without expires-at).
 ENCRYPTED_OVERHEAD: Final = _E_HEADER + _INNER_MIN + _GCM_TAG
-
-_TO_STD: Final = bytes.maketrans(b"-_", b"+/")
-_FROM_STD: Final = bytes.maketrans(b"+/", b"-_")
-_PAD: Final = (b"", b"", b"==", b"=")
-_ALPHABET: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-# For a length of 2 or 3 mod 4, the last character carries 4 or 2 unused low
-# bits, which canonical base64 sets to zero (RFC 4648 §3.5).
-_LAST_OK: Final[tuple[frozenset[str], ...]] = (
-    frozenset(),
-    frozenset(),
-    frozenset(c for i, c in enumerate(_ALPHABET) if i & 0x0F == 0),
-    frozenset(c for i, c in enumerate(_ALPHABET) if i & 0x03 == 0),
-)
-
-
-def b64url_encode(data: bytes) -> str:
-    """Canonical unpadded base64url (RFC 4648 §5, no ``=``) of ``data``."""
-    return binascii.b2a_base64(data, newline=False).translate(_FROM_STD, b"=").decode("ascii")
-
-
-def b64url_decode(text: str) -> bytes | None:
-    """Strictly decode canonical unpadded base64url; ``None`` if ``text`` is anything else.
-
-    Rejected: characters outside ``A–Z a–z 0–9 - _`` (``+``, ``/``, ``=``,
-    whitespace, percent-escapes, non-ASCII), a length of 1 mod 4, and non-zero
-    unused bits in the last character, so exactly one string decodes to each
-    byte string. The empty string decodes to ``b""``.
-    """
-    rem = len(text) % 4
-    if rem == 1 or "+" in text or "/" in text or "=" in text:
-        return None
-    if rem and text[-1] not in _LAST_OK[rem]:
-        return None
-    try:
-        data = text.encode("ascii")
-        # strict_mode rejects every character outside the (translated) alphabet.
-        return binascii.a2b_base64(data.translate(_TO_STD) + _PAD[rem], strict_mode=True)
-    except (binascii.Error, UnicodeEncodeError):
-        return None
-
 
 def associated_data(cookie_name: str, state_name: str, schema_version: int) -> bytes:
     """The associated data binding a token to its cookie, state and schema version.
@@ -237,18 +200,19 @@ def _inner(payload: bytes, issued_at: int, expires_at: int | None) -> bytes:
     return _PRELUDE_EXPIRES.pack(_FLAG_EXPIRES, issued_at, expires_at) + payload
 
 
-def _parse_inner(inner: bytes) -> tuple[bytes, int, int | None] | LoadError:
-    if len(inner) < _INNER_MIN:
+def _parse_inner(data: bytes, at: int) -> tuple[bytes, int, int | None] | LoadError:
+    """``(payload, issued-at, expires-at)`` of the inner bytes starting at offset ``at`` of ``data``."""
+    if len(data) - at < _INNER_MIN:
         return MALFORMED_SHORT
-    flags = inner[0]
-    if flags & ~_FLAG_EXPIRES:
+    flags = data[at]
+    if flags == 0:
+        return data[at + 9 :], _U64.unpack_from(data, at + 1)[0], None
+    if flags != _FLAG_EXPIRES:
         return LoadError(ErrorKind.MALFORMED, f"reserved flag bits set (flags=0x{flags:02x})")
-    issued_at = _U64.unpack_from(inner, 1)[0]
-    if flags & _FLAG_EXPIRES:
-        if len(inner) < _INNER_MIN + 8:
-            return MALFORMED_SHORT
-        return inner[17:], issued_at, _U64.unpack_from(inner, 9)[0]
-    return inner[9:], issued_at, None
+    if len(data) - at < _INNER_MIN + 8:
+        return MALFORMED_SHORT
+    issued_at, expires_at = _U64x2.unpack_from(data, at + 1)
+    return data[at + 17 :], issued_at, expires_at
 
 
 def peek(value: str) -> Peeked | LoadError:
@@ -274,7 +238,7 @@ def peek(value: str) -> Peeked | LoadError:
         return Peeked(mode, raw[1], None, None, None)
     if len(raw) < AUTHENTICATED_OVERHEAD:
         return MALFORMED_SHORT
-    inner = _parse_inner(raw[2:-_HMAC_TAG])
+    inner = _parse_inner(raw[:-_HMAC_TAG], _A_HEADER)
     if isinstance(inner, LoadError):
         return inner
     payload, issued_at, expires_at = inner
@@ -284,10 +248,9 @@ def peek(value: str) -> Peeked | LoadError:
 class _Sealer:
     """The current encryption subkey of this process: salt, AEAD object, uses left."""
 
-    __slots__ = ("aead", "key_id", "salt", "uses")
+    __slots__ = ("aead", "salt", "uses")
 
-    def __init__(self, key_id: int, aead_key: bytes) -> None:
-        self.key_id = key_id
+    def __init__(self, aead_key: bytes) -> None:
         self.salt = os.urandom(_SALT)
         self.aead = AESGCM(_salt_key(aead_key, self.salt))
         self.uses = itertools.count()
@@ -418,7 +381,7 @@ class TokenCodec:
 
     def _new_sealer(self) -> _Sealer:
         with self._lock:
-            sealer = _Sealer(self._current_id, self._aead_keys[self._current_id])
+            sealer = _Sealer(self._aead_keys[self._current_id])
             self._sealer = sealer
             return sealer
 
@@ -472,18 +435,10 @@ class TokenCodec:
             at = 0
         if index < 0:
             return AUTH_FAILED
-        # The inner bytes authenticated: parse flags, times and payload.
-        if len(data) - at < _INNER_MIN:
-            return MALFORMED_SHORT
-        flags = data[at]
-        if flags == 0:
-            return data[at + 9 :], _U64.unpack_from(data, at + 1)[0], None, raw[1], self._versions[index]
-        if flags != _FLAG_EXPIRES:
-            return LoadError(ErrorKind.MALFORMED, f"reserved flag bits set (flags=0x{flags:02x})")
-        if len(data) - at < _INNER_MIN + 8:
-            return MALFORMED_SHORT
-        issued_at, expires_at = _U64x2.unpack_from(data, at + 1)
-        return data[at + 17 :], issued_at, expires_at, raw[1], self._versions[index]
+        inner = _parse_inner(data, at)  # authenticated: now its fields may be read
+        if isinstance(inner, LoadError):
+            return inner
+        return inner[0], inner[1], inner[2], raw[1], self._versions[index]
 
     def _bad_version(self, raw: bytes) -> LoadError:
         if not raw:

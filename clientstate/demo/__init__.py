@@ -76,6 +76,10 @@ class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
 
 
+class _ThreadingWSGIServer6(_ThreadingWSGIServer):
+    address_family = socket.AF_INET6
+
+
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         return
@@ -121,7 +125,8 @@ def run(
     mode = "encrypted (AES-256-GCM)" if encrypted else "authenticated (HMAC-SHA256)"
     say(f"state {DEMO_STATE.name!r} in cookie {COOKIE_NAME!r}, {mode}")
     if interface == "wsgi":
-        server = _ThreadingWSGIServer((host, port), _QuietHandler)
+        server_class = _ThreadingWSGIServer6 if ":" in host else _ThreadingWSGIServer
+        server = server_class((host, port), _QuietHandler)
         server.set_app(make_wsgi_app(handler))
         bound_port = server.server_address[1]
         say(f"serving http://{_url_host(host)}:{bound_port}/ (wsgi, wsgiref) - Ctrl+C stops")
