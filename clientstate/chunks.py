@@ -96,7 +96,7 @@ def join_chunks(cookies: RequestCookies, name: str, max_chunks: int) -> tuple[st
     """
     indices = _indices(cookies, name, max_chunks)
     highest = max(indices, default=0)
-    firsts = [value for value in cookies.get_all(name) if value]
+    firsts = cookies.get_values(name)
     if len(firsts) > 1:
         return AMBIGUOUS_COOKIE, highest
     if not firsts:
@@ -115,7 +115,7 @@ def join_chunks(cookies: RequestCookies, name: str, max_chunks: int) -> tuple[st
         return LoadError(ErrorKind.MALFORMED, f"chunk cookies beyond the {count} announced"), highest
     size = chunk_size(name, max_chunks)
     for index in range(1, count):
-        values = [value for value in cookies.get_all(chunk_name(name, index)) if value]
+        values = cookies.get_values(chunk_name(name, index))
         if not values:
             return LoadError(ErrorKind.MALFORMED, f"chunk {index} of {count} is missing"), highest
         if len(values) > 1:

@@ -302,6 +302,13 @@ class RequestCookies:
                             found.append(_value(value))
         return found
 
+    def get_values(self, name: str) -> list[str]:
+        """Every non-empty value sent for ``name``, in order: an empty value carries no state."""
+        values = self.get_all(name)
+        if len(values) == 1 and values[0]:
+            return values
+        return [value for value in values if value]
+
     def names(self) -> list[str]:
         """Every cookie name sent, each once, in first-seen order."""
         parsed = self._parse() if self._parsed is None else self._parsed

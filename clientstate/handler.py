@@ -262,19 +262,12 @@ class ClientStored:
             if isinstance(token, LoadError):
                 return Loaded.failed(token, chunks=highest)
             return self.load_value(state, token, now, chunks=highest)
-        values = cookies.get_all(self.name)
+        values = cookies.get_values(self.name)
         if not values:
             return Loaded.absent()
         if len(values) > 1:
-            values = [value for value in values if value]
-            if len(values) > 1:
-                return Loaded.failed(AMBIGUOUS_COOKIE)
-            if not values:
-                return Loaded.absent()
-        value = values[0]
-        if not value:
-            return Loaded.absent()
-        return self.load_value(state, value, now)
+            return Loaded.failed(AMBIGUOUS_COOKIE)
+        return self.load_value(state, values[0], now)
 
     def load_value(self, state: State[T], value: str, now: float, *, chunks: int = 0) -> Loaded[T]:
         """Load ``state`` from one cookie value (the token); never raises.

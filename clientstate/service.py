@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from clientstate.cookies import RequestCookies
 from clientstate.handler import Handler, Loaded
-from clientstate.session import Binding, Clock, state_headers
+from clientstate.session import Binding, Clock, headers_to_add
 from clientstate.state import State
 
 __all__ = ["Request", "Response", "Service", "setup"]
@@ -152,9 +152,7 @@ def setup(
         slot.state = new_state
         headers = response.headers
         set_cookies = binding.finish(slot) if response.status < 500 else []  # a failed request commits nothing
-        vary = [v for k, v in headers if k.lower() == "vary"]
-        has_cache_control = any(k.lower() == "cache-control" for k, _ in headers)
-        extra = state_headers(vary, has_cache_control, set_cookies)
+        extra = headers_to_add(headers, set_cookies)
         return Response(response.status, [*headers, *extra], response.body)
 
     return handle

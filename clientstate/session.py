@@ -42,7 +42,7 @@ from clientstate.errors import ConfigurationError, CookieTooLarge, ErrorKind, Lo
 from clientstate.handler import Handler, Loaded
 from clientstate.state import State
 
-__all__ = ["Binding", "Clock", "StateSlot", "get_slot", "state_headers", "vary_covers_cookie"]
+__all__ = ["Binding", "Clock", "StateSlot", "get_slot", "headers_to_add", "state_headers", "vary_covers_cookie"]
 
 T = TypeVar("T")
 
@@ -187,6 +187,19 @@ def state_headers(
 
 _VARY_COOKIE = ("Vary", "Cookie")
 _CACHE_PRIVATE = ("Cache-Control", "private")
+
+
+def headers_to_add(headers: Iterable[tuple[str, str]], set_cookies: list[str]) -> list[tuple[str, str]]:
+    """:func:`state_headers` for a response whose ``(name, value)`` headers are ``str`` (WSGI, services)."""
+    vary = []
+    has_cache_control = False
+    for name, value in headers:
+        name = name.lower()
+        if name == "vary":
+            vary.append(value)
+        elif name == "cache-control":
+            has_cache_control = True
+    return state_headers(vary, has_cache_control, set_cookies)
 
 
 def get_slot(mapping: Mapping[str, Any], state: State[T]) -> StateSlot[T]:

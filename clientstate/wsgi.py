@@ -19,7 +19,7 @@ from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from clientstate.handler import Handler
 from clientstate.service import Request, Response
-from clientstate.session import Binding, Clock, state_headers
+from clientstate.session import Binding, Clock, headers_to_add
 from clientstate.state import State
 
 __all__ = ["Environ", "StartResponse", "StateMiddleware", "WSGIApp", "serve", "setup"]
@@ -68,15 +68,7 @@ class StateMiddleware:
             # (5xx, or start_response called again with exc_info) nothing is
             # saved, and nothing here can raise over the application's own error.
             failed = exc_info is not None or status[:1] == "5"
-            vary = []
-            has_cache_control = False
-            for name, value in headers:
-                name = name.lower()
-                if name == "vary":
-                    vary.append(value)
-                elif name == "cache-control":
-                    has_cache_control = True
-            extra = state_headers(vary, has_cache_control, [] if failed else binding.finish(slot))
+            extra = headers_to_add(headers, [] if failed else binding.finish(slot))
             return start_response(status, [*headers, *extra], exc_info)
 
         return self.app(environ, start_with_state)
