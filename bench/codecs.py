@@ -43,8 +43,8 @@ from bench.workload import (
     keyring,
     tamper,
 )
-from clientstate.handler import Loaded
-from clientstate.token import Opened
+from clientstate._core.handler import Loaded
+from clientstate._core.token import Opened
 
 __all__ = ["Codec", "build_codecs", "verify"]
 

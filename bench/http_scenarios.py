@@ -39,7 +39,7 @@ from bench.workload import (
 from clientstate import StateSlot, get_slot
 from clientstate import asgi as cs_asgi
 from clientstate import wsgi as cs_wsgi
-from clientstate.handler import Loaded
+from clientstate._core.handler import Loaded
 
 __all__ = [
     "MixResult",

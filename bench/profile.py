@@ -69,10 +69,12 @@ from bench.timing import Case, run_cases
 from bench.workload import COOKIE_NAME, OTHER_COOKIES, STATE, VALUE, bump_cart, handler
 from clientstate import asgi as cs_asgi
 from clientstate import wsgi as cs_wsgi
-from clientstate.cookies import RequestCookies
-from clientstate.handler import Loaded
-from clientstate.session import Binding, state_headers
-from clientstate.token import Opened, b64url_decode, b64url_encode
+from clientstate._core.base64url import b64url_decode, b64url_encode
+from clientstate._core.binding import Binding
+from clientstate._core.cookies import RequestCookies
+from clientstate._core.handler import Loaded
+from clientstate._core.headers import headers_to_add
+from clientstate._core.token import Opened
 
 __all__ = ["PATHS", "main"]
 
@@ -155,15 +157,16 @@ def _request_paths() -> list[HotPath]:
     change_scope = asgi_scope("/change", token)
     environ = wsgi_environ("/read", token)
     responder = _Responder()
-    slot = binding.begin([header])
-    changed = binding.begin([header])
-
     changed_value = bump_cart(VALUE)
 
     def bare_asgi_request() -> None:
         asgi_request(bare_asgi, read_scope)
 
+    def finish_unchanged() -> object:
+        return binding.finish(binding.begin([header]))  # a slot serves one response: begin anew
+
     def finish_changed() -> object:
+        changed = binding.begin([header])
         changed.state = changed_value
         return binding.finish(changed)
 
@@ -172,8 +175,8 @@ def _request_paths() -> list[HotPath]:
          lambda: RequestCookies([header]).get_all(COOKIE_NAME)),
         ("ClientStored.load_value(token)", lambda: h.load_value(STATE, token, now)),
         ("Binding.begin([header])", lambda: binding.begin([header])),
-        ("Binding.finish(slot), state unchanged", lambda: binding.finish(slot)),
-        ("state_headers([], False, [])", lambda: state_headers([], False, [])),
+        ("Binding.begin + finish, state unchanged", finish_unchanged),
+        ("headers_to_add([], [], binding)", lambda: headers_to_add([], [], binding)),
     ]
     return [
         HotPath(
@@ -191,7 +194,7 @@ def _request_paths() -> list[HotPath]:
             [
                 ("Binding.begin([])", lambda: binding.begin([])),
                 ("Loaded()", Loaded),
-                ("state_headers([], False, [])", lambda: state_headers([], False, [])),
+                ("headers_to_add([], [], binding)", lambda: headers_to_add([], [], binding)),
                 ("bare ASGI request (baseline)", bare_asgi_request),
                 ("ASGI request with clientstate (all)",
                  lambda: asgi_request(asgi_app, plain_scope)),

@@ -2,7 +2,7 @@
 
 Not part of the library and not a proposal of its API: one key, one state, one
 schema version, no expiry, no rotation. It writes and reads exactly the token
-of :mod:`clientstate.token` (:func:`check_interop` proves it both ways at start
+of :mod:`clientstate._core.token` (:func:`check_interop` proves it both ways at start
 up), so the gap between a ``sketch:`` row and a ``clientstate`` row in the
 codec table is code, not format. The differences from the library's code:
 
@@ -33,9 +33,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
 from bench.workload import STATE, VALUE, handler, keyring
 from clientstate import Key, State
-from clientstate.cookies import MAX_COOKIE_BYTES
-from clientstate.handler import Loaded
-from clientstate.token import associated_data
+from clientstate._core.cookies import MAX_COOKIE_BYTES
+from clientstate._core.handler import Loaded
+from clientstate._core.token import associated_data
 
 __all__ = ["Sketch", "b64url_decode", "b64url_encode", "check_interop"]
 
@@ -54,7 +54,7 @@ _COOKIE_NAME: Final = "session"
 _SKEW: Final = 60
 
 #: ``(state, issued_at, expires_at, payload)``, or ``None`` when refused.
-Result = tuple[Any, int, None, bytes] | None
+Result = tuple[Any, int, int | None, bytes] | None
 
 
 def b64url_encode(data: bytes) -> str:
@@ -63,7 +63,7 @@ def b64url_encode(data: bytes) -> str:
 
 
 def b64url_decode(text: str) -> bytes | None:
-    """Strict canonical unpadded base64url, as :func:`clientstate.token.b64url_decode` accepts."""
+    """Strict canonical unpadded base64url, as :func:`clientstate._core.token.b64url_decode` accepts."""
     rem = len(text) % 4
     if rem == 1 or (rem and text[-1] not in _LAST_OK[rem]):
         return None
@@ -129,7 +129,7 @@ class Sketch:
         return b64url_encode(signed + self._tag(signed))
 
     def load(self, value: str, now: float) -> Result:
-        """``(state, issued_at, None, payload)`` for a valid token, else ``None``. Never raises."""
+        """``(state, issued_at, expires_at, payload)`` for a valid token, else ``None``. Never raises."""
         if len(value) > self.max_length:
             return None
         raw = b64url_decode(value)
@@ -149,14 +149,22 @@ class Sketch:
             if len(raw) < 43 or not hmac.compare_digest(raw[-32:], self._tag(raw[:-32])):
                 return None
             inner = raw[2:-32]
-        if inner[0] != 0:
-            return None  # this sketch writes no expires-at and refuses reserved flags
+        flags = inner[0]
+        if flags > 1:
+            return None  # reserved flag bits
         issued_at: int = _U64.unpack_from(inner, 1)[0]
         if issued_at > now + _SKEW:
             return None
-        payload = inner[9:]
+        expires_at: int | None = None
+        at = 9
+        if flags:  # expires-at present (the library's default lifetime writes one)
+            expires_at = _U64.unpack_from(inner, 9)[0]
+            at = 17
+            if not now < expires_at:
+                return None
+        payload = inner[at:]
         try:
-            return self.decode(payload), issued_at, None, payload
+            return self.decode(payload), issued_at, expires_at, payload
         except (msgspec.DecodeError, ValueError, TypeError):
             return None
 

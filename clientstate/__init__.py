@@ -1,21 +1,28 @@
 """clientstate: typed session state in authenticated or encrypted cookies.
 
-Quick map (one concept per module):
+The public API is what this module exports; everything under
+``clientstate._core`` and ``clientstate._handlers`` is private. Subpackages
+with public names: :mod:`clientstate.wsgi` and :mod:`clientstate.asgi` (the
+``setup()`` middleware, modules of :mod:`clientstate.adapters`),
+:mod:`clientstate.sudo`, :mod:`clientstate.testing`.
 
-* :mod:`clientstate.state` — :class:`State`, :class:`Migration`: what the state is.
-* :mod:`clientstate.keys` — :class:`Key`, :class:`Keyring`: key ids, rotation, HKDF subkeys.
-* :mod:`clientstate.token` — the wire format (authenticated and encrypted modes).
-* :mod:`clientstate.cookies` — ``Cookie`` parsing, ``Set-Cookie`` rendering, attributes.
-* :mod:`clientstate.errors` — :class:`LoadError` values and the exceptions.
-* :mod:`clientstate.handler` — :class:`Handler`, :func:`client_stored`.
-* :mod:`clientstate.session` — the sans-I/O core of ``setup()``.
-* :mod:`clientstate.service`, :mod:`clientstate.wsgi`, :mod:`clientstate.asgi` — the three ``setup()`` forms.
-* :mod:`clientstate.sudo` — sudo-until elevation.
+* :class:`State`, :class:`Migration`: what a state is (name, type, schema version).
+* :class:`Key`, :class:`Keyring`, :func:`generate_key`: key ids, rotation, HKDF subkeys.
+* :func:`client_stored`: the handler that keeps the state in the cookie.
+* :func:`setup` (service form), ``wsgi.setup``, ``asgi.setup``: load, run, save on change.
+* :class:`StateSlot`, :func:`get_slot`: one request's state as the application sees it.
+* :class:`LoadError`, :class:`ErrorKind` and the exceptions.
+* :class:`Binding`, :class:`RequestCookies`: the sans-I/O core, for writing adapters.
 """
 
-from clientstate import asgi, sudo, wsgi
-from clientstate.cookies import CookieAttributes, RequestCookies
-from clientstate.errors import (
+from __future__ import annotations
+
+from importlib import metadata as _metadata
+
+from clientstate import sudo
+from clientstate._core.binding import Binding
+from clientstate._core.cookies import CookieAttributes, RequestCookies
+from clientstate._core.errors import (
     ClientStateError,
     ConfigurationError,
     CookieTooLarge,
@@ -23,14 +30,20 @@ from clientstate.errors import (
     KeyFormatError,
     LoadError,
     StateEncodeError,
+    StateNotWritable,
 )
-from clientstate.handler import ClientStored, Handler, Loaded, client_stored
-from clientstate.keys import Key, Keyring, generate_key
-from clientstate.service import Request, Response, setup
-from clientstate.session import Binding, StateSlot, get_slot
-from clientstate.state import Migration, State
+from clientstate._core.handler import Handler, Loaded
+from clientstate._core.keys import Key, Keyring, generate_key
+from clientstate._core.slot import StateSlot, get_slot
+from clientstate._core.state import Migration, State
+from clientstate._handlers.client_stored import ClientStored, client_stored
+from clientstate.adapters import asgi, wsgi
+from clientstate.adapters.service import ServiceRequest, ServiceResponse, setup
 
-__version__ = "0.1.0.dev0"
+try:
+    __version__: str = _metadata.version("clientstate")
+except _metadata.PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "Binding",
@@ -47,11 +60,12 @@ __all__ = [
     "LoadError",
     "Loaded",
     "Migration",
-    "Request",
     "RequestCookies",
-    "Response",
+    "ServiceRequest",
+    "ServiceResponse",
     "State",
     "StateEncodeError",
+    "StateNotWritable",
     "StateSlot",
     "__version__",
     "asgi",

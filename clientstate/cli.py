@@ -13,15 +13,17 @@ from __future__ import annotations
 import argparse
 import datetime
 import sys
+import unicodedata
 from collections.abc import Sequence
 from typing import Any, TextIO
 
 import msgspec
 
-from clientstate.cookies import MAX_COOKIE_BYTES
-from clientstate.errors import ErrorKind, KeyFormatError, LoadError
-from clientstate.keys import ENV_VAR, MIN_SECRET_BYTES, Keyring, generate_key
-from clientstate.token import Mode, Opened, Peeked, TokenCodec, peek
+from clientstate._core.errors import ConfigurationError, KeyFormatError, LoadError
+from clientstate._core.keys import ENV_VAR, MIN_SECRET_BYTES, Keyring, generate_key
+from clientstate._core.state import Migration, State
+from clientstate._core.token import Mode, Peeked, peek
+from clientstate._handlers.client_stored import client_stored
 
 __all__ = ["main"]
 
@@ -55,10 +57,39 @@ def _split_cookie(text: str) -> tuple[str | None, str]:
     return (name.strip() or None), value
 
 
+# Characters a hostile cookie could use to rewrite a terminal: C0 and C1 controls,
+# DEL, bidirectional overrides and isolates and other format characters, and
+# line/paragraph separators.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with every control, format (bidi) and separator character escaped as ``\\xNN``/``\\uNNNN``.
+
+    Printable text, including non-ASCII letters, passes unchanged; the result
+    holds no character that moves the cursor, changes colours or reorders text.
+    """
+    if text.isprintable():
+        return text
+    out = []
+    for char in text:
+        if unicodedata.category(char) in _UNSAFE_CATEGORIES:
+            code = ord(char)
+            out.append(f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def _say(out: TextIO, line: str) -> None:
+    """Print one line of output, escaped with :func:`terminal_safe` (every line may hold cookie content)."""
+    print(terminal_safe(line), file=out)
+
+
 def _print_fields(out: TextIO, fields: list[tuple[str, str]]) -> None:
     width = max(len(k) for k, _ in fields)
     for key, value in fields:
-        print(f"{key + ':':<{width + 1}} {value}", file=out)
+        _say(out, f"{key + ':':<{width + 1}} {value}")
 
 
 def _state_json(payload: bytes) -> str:
@@ -82,7 +113,7 @@ def _time_fields(issued_at: int, expires_at: int | None, now: float) -> list[tup
 
 
 def _fail(out: TextIO, error: LoadError) -> int:
-    print(f"error: {error.kind.value}: {error.detail}", file=out)
+    _say(out, f"error: {error.kind.value}: {error.detail}")
     return 1
 
 
@@ -90,7 +121,7 @@ def _inspect(args: argparse.Namespace, out: TextIO, now: float) -> int:
     name, value = _split_cookie(args.cookie)
     cookie_name = args.cookie_name or name
     if not value:
-        print("error: the cookie value is empty: a server reads that as no cookie at all", file=out)
+        _say(out, "error: the cookie value is empty: a server reads that as no cookie at all")
         return 1
     seen = peek(value)
     if isinstance(seen, LoadError):
@@ -104,25 +135,48 @@ def _inspect(args: argparse.Namespace, out: TextIO, now: float) -> int:
     if args.no_verify:
         return _show_unverified(out, seen, header, now)
     if cookie_name is None or args.state_name is None:
-        print(
+        _say(
+            out,
             "error: verifying needs the cookie name (pass NAME=VALUE or --cookie-name) and "
             "--state-name, which are bound into the token; or use --no-verify",
-            file=out,
         )
         return 2
     try:
         keyring = Keyring.from_text(args.keys) if args.keys else Keyring.from_env(args.keys_env)
     except KeyFormatError as exc:
-        print(f"error: keys: {exc}", file=out)
+        _say(out, f"error: keys: {exc}")
         return 2
-    codec = TokenCodec(
-        keyring, seen.mode, cookie_name, args.state_name, args.schema_version or [1],
-        MAX_COOKIE_BYTES - len(cookie_name),
-    )
+    try:
+        handler = client_stored(
+            keyring, name=cookie_name, encrypted=seen.mode is Mode.ENCRYPTED,
+            expires_in=args.expires_in, clock_skew=args.clock_skew,
+        )
+        versions = args.schema_version or [1]
+        descriptor: State[Any] = State(
+            args.state_name, Any, version=versions[0],
+            migrations=[Migration(v, Any, _same) for v in versions[1:]],
+        )
+        codec = handler.codec(descriptor)
+    except ConfigurationError as exc:
+        _say(out, f"error: {exc}")
+        return 2
     opened = codec.open(value)
     if isinstance(opened, LoadError):
         return _fail(out, opened)
-    return _show_verified(out, opened, header, cookie_name, args, now)
+    fields = [
+        *header,
+        ("verified", f"yes, cookie {cookie_name!r}, state {args.state_name!r}, schema version {opened.schema_version}"),
+        *_time_fields(opened.issued_at, opened.expires_at, now),
+        ("state", _state_json(opened.payload)),
+    ]
+    _print_fields(out, fields)
+    # The handler's own time checks, so inspect and a server agree.
+    late = handler.check_times(opened.issued_at, handler.deadline(opened.issued_at, opened.expires_at), now)
+    return 0 if late is None else _fail(out, late)
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def _show_unverified(out: TextIO, seen: Peeked, header: list[tuple[str, str]], now: float) -> int:
@@ -135,31 +189,6 @@ def _show_unverified(out: TextIO, seen: Peeked, header: list[tuple[str, str]], n
         fields += _time_fields(seen.issued_at, seen.expires_at, now)
         fields.append(("state", _state_json(seen.payload)))
     _print_fields(out, fields)
-    return 0
-
-
-def _show_verified(
-    out: TextIO,
-    opened: Opened,
-    header: list[tuple[str, str]],
-    cookie_name: str,
-    args: argparse.Namespace,
-    now: float,
-) -> int:
-    fields = [
-        *header,
-        ("verified", f"yes, cookie {cookie_name!r}, state {args.state_name!r}, "
-                     f"schema version {opened.schema_version}"),
-        *_time_fields(opened.issued_at, opened.expires_at, now),
-        ("state", _state_json(opened.payload)),
-    ]
-    _print_fields(out, fields)
-    if opened.issued_at > now + args.clock_skew:
-        return _fail(out, LoadError(ErrorKind.ISSUED_IN_FUTURE, "issued-at is ahead of the clock"))
-    if opened.expires_at is not None and now >= opened.expires_at:
-        return _fail(out, LoadError(ErrorKind.EXPIRED, "expires-at has passed"))
-    if args.max_age is not None and now - opened.issued_at > args.max_age:
-        return _fail(out, LoadError(ErrorKind.TOO_OLD, f"older than --max-age {args.max_age} s"))
     return 0
 
 
@@ -247,8 +276,8 @@ def _parser() -> argparse.ArgumentParser:
                          help=f"keyring text; default: the {ENV_VAR} environment variable")
     inspect.add_argument("--keys-env", default=ENV_VAR, metavar="VAR",
                          help="environment variable holding the keyring (default %(default)s)")
-    inspect.add_argument("--max-age", type=int, metavar="SECONDS",
-                         help="also fail if older than this many seconds")
+    inspect.add_argument("--expires-in", type=int, metavar="SECONDS", default=None,
+                         help="the handler's expires_in: also fail if issued longer ago than this")
     inspect.add_argument("--clock-skew", type=int, default=60, metavar="SECONDS",
                          help="allowed future issued-at (default %(default)s)")
     inspect.add_argument("--no-verify", action="store_true",

@@ -7,41 +7,59 @@ so a grant of ``W`` seconds at ``t0`` is active at ``t0 + W - 1`` and not at
 ``t0 + W``. Expiry lives in the authenticated state, not in the cookie's
 lifetime, so the client cannot extend it.
 
+A maximum window bounds every check: :func:`grant` refuses a window longer
+than ``max_window`` (default :data:`DEFAULT_MAX_WINDOW`, one hour), and
+:func:`is_active` and the guards treat a ``sudo_until`` more than
+``max_window`` seconds ahead of now as *not* elevated — a state written under
+a laxer policy (or by a bug) cannot grant more than the configured maximum.
+
 The state type needs a field (default name ``sudo_until``) typed
 ``float | None``: :func:`grant` writes a float. Values may be
 ``msgspec.Struct`` s, dataclasses or dicts.
 
 Replay: a client-stored state cannot be revoked. A client that kept an older
 cookie with an unexpired ``sudo_until`` can present it again until that
-instant (or the token's ``expires_in``/``max_age``) passes, even after the
-application revoked elevation in a newer cookie. Keep windows short (minutes),
-and for revocation pass ``validate=`` to the handler: it runs after every load
-and can reject tokens issued before a server-side instant (for example the
-user's last logout or password change).
+instant (or the token's ``expires_in``) passes, even after the application
+revoked elevation in a newer cookie. Keep windows short (minutes), and for
+revocation pass ``validate=`` to the handler: it runs after every load and can
+reject tokens issued before a server-side instant (for example the user's last
+logout or password change).
 
 Guards answer ``403 {"error": "sudo_required"}`` (or a response of your choice)
 when elevation is not active, for WSGI apps, ASGI apps (HTTP and WebSocket) and
 plain services. The WSGI and ASGI guards read the time from the request's slot,
 so they use the binding's clock; the plain-service guard takes the clock.
+
+WebSocket connections are checked at the handshake *and* for as long as they
+stay open: when the window ends, the ASGI guard closes the connection with
+code 1008 (policy violation, reason ``sudo_expired``). From then on the
+application's ``receive`` returns ``websocket.disconnect`` (code 1008) and its
+``send`` raises :class:`SudoExpired` (an ``OSError``, as ASGI servers raise for
+a closed connection).
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, Final, TypeVar, cast
 
 import msgspec
 
-from clientstate.handler import Loaded
-from clientstate.service import Request, Response
-from clientstate.session import Clock, get_slot
-from clientstate.state import State
+from clientstate._core.binding import Clock
+from clientstate._core.errors import ClientStateError, ConfigurationError
+from clientstate._core.handler import Loaded
+from clientstate._core.slot import StateSlot, get_slot
+from clientstate._core.state import State
+from clientstate.adapters.service import ServiceRequest, ServiceResponse
 
 __all__ = [
     "DEFAULT_FIELD",
+    "DEFAULT_MAX_WINDOW",
+    "SudoExpired",
     "grant",
     "is_active",
     "remaining",
@@ -54,9 +72,17 @@ __all__ = [
 T = TypeVar("T")
 
 #: The default name of the state field holding the sudo-until instant.
-DEFAULT_FIELD = "sudo_until"
+DEFAULT_FIELD: Final = "sudo_until"
+#: The default maximum window, seconds: one hour.
+DEFAULT_MAX_WINDOW: Final = 3600.0
+#: The WebSocket close code for an ended window: 1008, policy violation (RFC 6455 §7.4.1).
+CLOSE_POLICY_VIOLATION: Final = 1008
 
-_DENY_BODY = json.dumps({"error": "sudo_required"}).encode()
+_DENY_BODY: Final = json.dumps({"error": "sudo_required"}).encode()
+
+
+class SudoExpired(ClientStateError, OSError):
+    """The sudo window of a guarded WebSocket connection ended and the guard closed the connection."""
 
 
 def _read(value: Any, field: str) -> Any:
@@ -69,30 +95,43 @@ def _replace(value: T, field: str, new: float | None) -> T:
     if isinstance(value, msgspec.Struct):
         return msgspec.structs.replace(value, **{field: new})
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.replace(value, **{field: new})
+        return cast(T, dataclasses.replace(value, **{field: new}))
     if isinstance(value, Mapping):
         return cast(T, {**value, field: new})
-    raise TypeError(
-        f"sudo-until needs a msgspec.Struct, a dataclass or a dict, got {type(value).__name__}"
-    )
+    raise TypeError(f"sudo-until needs a msgspec.Struct, a dataclass or a dict, got {type(value).__name__}")
 
 
-def grant(value: T, seconds: float, now: float, *, field: str = DEFAULT_FIELD) -> T:
+def _check_window(max_window: float) -> float:
+    if isinstance(max_window, bool) or not isinstance(max_window, int | float) or not (
+        math.isfinite(max_window) and max_window > 0
+    ):
+        raise ConfigurationError(f"max_window must be a finite number of seconds > 0, got {max_window!r}")
+    return max_window
+
+
+def grant(
+    value: T, seconds: float, now: float, *, field: str = DEFAULT_FIELD, max_window: float = DEFAULT_MAX_WINDOW
+) -> T:
     """Return a copy of ``value`` elevated until ``now + seconds``.
 
     Args:
         value: the current state.
-        seconds: length of the window, seconds, finite and > 0.
+        seconds: length of the window, seconds, finite, > 0 and at most ``max_window``.
         now: the current time, seconds since the epoch (from your clock,
             e.g. ``slot.now``).
         field: the state field that holds the instant.
+        max_window: the longest window allowed, seconds (default one hour).
 
     Raises:
-        ValueError: ``seconds`` is not finite and positive.
+        ConfigurationError: ``seconds`` is not finite and positive, or longer
+            than ``max_window``; ``max_window`` is not a positive number.
         TypeError: ``value`` is not a Struct, dataclass or dict.
     """
-    if not isinstance(seconds, int | float) or not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(f"sudo window must be a finite number of seconds > 0, got {seconds!r}")
+    _check_window(max_window)
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not math.isfinite(seconds) or seconds <= 0:
+        raise ConfigurationError(f"sudo window must be a finite number of seconds > 0, got {seconds!r}")
+    if seconds > max_window:
+        raise ConfigurationError(f"sudo window of {seconds} s is longer than max_window ({max_window} s)")
     return _replace(value, field, now + seconds)
 
 
@@ -105,34 +144,42 @@ def revoke(value: T, *, field: str = DEFAULT_FIELD) -> T:
     return _replace(value, field, None)
 
 
-def is_active(value: Any, now: float, *, field: str = DEFAULT_FIELD) -> bool:
-    """Whether ``value`` is elevated at ``now``: ``now < value.sudo_until``.
-
-    ``None`` (no state) and a ``None``/missing field are never elevated;
-    a non-number is treated as not elevated.
-    """
+def _until(value: Any, now: float, field: str, max_window: float) -> float | None:
+    """The instant elevation ends, if ``value`` is elevated at ``now`` within ``max_window``; else ``None``."""
     if value is None:
-        return False
+        return None
     until = _read(value, field)
     if isinstance(until, bool) or not isinstance(until, int | float):
-        return False
-    return now < until
+        return None
+    # Written as "not (ok)" so that NaN is never elevated.
+    if not (now < until and until - now <= max_window):
+        return None
+    return float(until)
 
 
-def remaining(value: Any, now: float, *, field: str = DEFAULT_FIELD) -> float:
+def is_active(value: Any, now: float, *, field: str = DEFAULT_FIELD, max_window: float = DEFAULT_MAX_WINDOW) -> bool:
+    """Whether ``value`` is elevated at ``now``: ``now < value.sudo_until <= now + max_window``.
+
+    ``None`` (no state), a ``None``/missing/non-number field, and an instant
+    more than ``max_window`` seconds ahead are never elevated.
+    """
+    return _until(value, now, field, max_window) is not None
+
+
+def remaining(value: Any, now: float, *, field: str = DEFAULT_FIELD, max_window: float = DEFAULT_MAX_WINDOW) -> float:
     """Seconds of elevation left at ``now`` (0 when not elevated)."""
-    if not is_active(value, now, field=field):
-        return 0.0
-    return float(_read(value, field)) - now
+    until = _until(value, now, field, max_window)
+    return 0.0 if until is None else until - now
 
 
 def require_sudo(
-    service: Callable[[Loaded[T], Request], tuple[T | None, Response]],
+    service: Callable[[Loaded[T], ServiceRequest], tuple[T | None, ServiceResponse]],
     *,
     clock: Clock,
     field: str = DEFAULT_FIELD,
-    deny: Callable[[Loaded[T], Request], Response] | None = None,
-) -> Callable[[Loaded[T], Request], tuple[T | None, Response]]:
+    max_window: float = DEFAULT_MAX_WINDOW,
+    deny: Callable[[Loaded[T], ServiceRequest], ServiceResponse] | None = None,
+) -> Callable[[Loaded[T], ServiceRequest], tuple[T | None, ServiceResponse]]:
     """Guard a plain service (see :func:`clientstate.setup`): run it only while elevated.
 
     Args:
@@ -141,16 +188,21 @@ def require_sudo(
             (``time.time`` by default there), since a plain service does not
             see the binding.
         field: the state field holding the instant.
+        max_window: the longest window honoured, seconds (default one hour).
         deny: ``deny(loaded, request) -> response`` when not elevated;
             default ``403 {"error": "sudo_required"}``. The state is left unchanged.
-    """
 
-    def guarded(loaded: Loaded[T], request: Request) -> tuple[T | None, Response]:
-        if is_active(loaded.state, clock(), field=field):
+    Raises:
+        ConfigurationError: ``max_window`` is not a positive number.
+    """
+    _check_window(max_window)
+
+    def guarded(loaded: Loaded[T], request: ServiceRequest) -> tuple[T | None, ServiceResponse]:
+        if is_active(loaded.state, clock(), field=field, max_window=max_window):
             return service(loaded, request)
         if deny is not None:
             return loaded.state, deny(loaded, request)
-        return loaded.state, Response(403, [("Content-Type", "application/json")], _DENY_BODY)
+        return loaded.state, ServiceResponse(403, [("Content-Type", "application/json")], _DENY_BODY)
 
     return guarded
 
@@ -159,24 +211,33 @@ WSGIApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
 
 
 def require_sudo_wsgi(
-    app: WSGIApp, state: State[Any], *, field: str = DEFAULT_FIELD, deny: WSGIApp | None = None
+    app: WSGIApp,
+    descriptor: State[Any],
+    *,
+    field: str = DEFAULT_FIELD,
+    max_window: float = DEFAULT_MAX_WINDOW,
+    deny: WSGIApp | None = None,
 ) -> WSGIApp:
-    """Guard a WSGI app (inside ``clientstate.wsgi.setup`` for ``state``).
+    """Guard a WSGI app (inside ``clientstate.wsgi.setup`` for ``descriptor``).
 
     Args:
         app: the WSGI app to protect.
-        state: the state descriptor whose slot holds the instant.
+        descriptor: the state descriptor whose slot holds the instant.
         field: the state field holding the instant.
+        max_window: the longest window honoured, seconds (default one hour).
         deny: a WSGI app answering when not elevated; default
             ``403 {"error": "sudo_required"}``.
 
-    The guarded app raises :class:`~clientstate.errors.ConfigurationError`
-    if no clientstate middleware for ``state`` wraps it.
+    Raises:
+        ConfigurationError: ``max_window`` is not a positive number. The
+            guarded app raises it if no clientstate middleware for
+            ``descriptor`` wraps it.
     """
+    _check_window(max_window)
 
     def guarded(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        slot = get_slot(environ, state)
-        if is_active(slot.state, slot.now, field=field):
+        slot = get_slot(environ, descriptor)
+        if is_active(slot.state, slot.now, field=field, max_window=max_window):
             return app(environ, start_response)
         if deny is not None:
             return deny(environ, start_response)
@@ -193,39 +254,55 @@ ASGIApp = Callable[[Any, Any, Any], Any]
 
 
 def require_sudo_asgi(
-    app: ASGIApp, state: State[Any], *, field: str = DEFAULT_FIELD, deny: ASGIApp | None = None
+    app: ASGIApp,
+    descriptor: State[Any],
+    *,
+    field: str = DEFAULT_FIELD,
+    max_window: float = DEFAULT_MAX_WINDOW,
+    deny: ASGIApp | None = None,
 ) -> ASGIApp:
-    """Guard an ASGI app (inside ``clientstate.asgi.setup`` for ``state``).
+    """Guard an ASGI app (inside ``clientstate.asgi.setup`` for ``descriptor``).
 
     Args:
         app: the ASGI app to protect.
-        state: the state descriptor whose slot holds the instant.
+        descriptor: the state descriptor whose slot holds the instant.
         field: the state field holding the instant.
+        max_window: the longest window honoured, seconds (default one hour).
         deny: an ASGI app answering when not elevated; default
             ``403 {"error": "sudo_required"}``.
 
     WebSocket connections are guarded too: when not elevated the handshake is
     refused with ``websocket.close`` (code 1008, policy violation), which the
-    server answers with HTTP 403. Other scopes (``lifespan``) pass through. The
-    guarded app raises :class:`~clientstate.errors.ConfigurationError` if no
-    clientstate middleware for ``state`` wraps it.
+    server answers with HTTP 403; once open, the connection is closed with
+    code 1008 when the window ends (see the module docstring). Other scopes
+    (``lifespan``) pass through.
+
+    Raises:
+        ConfigurationError: ``max_window`` is not a positive number. The
+            guarded app raises it if no clientstate middleware for
+            ``descriptor`` wraps it.
     """
+    _check_window(max_window)
 
     async def guarded(scope: Any, receive: Any, send: Any) -> None:
         kind = scope["type"]
         if kind != "http" and kind != "websocket":
             await app(scope, receive, send)
             return
-        slot = get_slot(scope, state)
-        if is_active(slot.state, slot.now, field=field):
-            await app(scope, receive, send)
+        slot = get_slot(scope, descriptor)
+        until = _until(slot.state, slot.now, field, max_window)
+        if until is not None:
+            if kind == "websocket":
+                await _WindowedWebSocket(slot, until, field, max_window, receive, send).run(app, scope)
+            else:
+                await app(scope, receive, send)
             return
         if deny is not None:
             await deny(scope, receive, send)
             return
         if kind == "websocket":
             await receive()  # websocket.connect
-            await send({"type": "websocket.close", "code": 1008, "reason": "sudo_required"})
+            await send({"type": "websocket.close", "code": CLOSE_POLICY_VIOLATION, "reason": "sudo_required"})
             return
         await send(
             {
@@ -240,3 +317,73 @@ def require_sudo_asgi(
         await send({"type": "http.response.body", "body": _DENY_BODY})
 
     return guarded
+
+
+_DISCONNECT: Final = {"type": "websocket.disconnect", "code": CLOSE_POLICY_VIOLATION}
+
+
+class _WindowedWebSocket:
+    """One guarded WebSocket connection: closed with 1008 when its sudo window ends."""
+
+    __slots__ = ("_closed", "_field", "_lock", "_max_window", "_receive", "_send", "_slot", "_until")
+
+    def __init__(
+        self, slot: StateSlot[Any], until: float, field: str, max_window: float, receive: Any, send: Any
+    ) -> None:
+        self._slot = slot
+        self._until = until
+        self._field = field
+        self._max_window = max_window
+        self._receive = receive
+        self._send = send
+        self._closed = asyncio.Event()
+        self._lock = asyncio.Lock()
+
+    def _left(self) -> float:
+        """Seconds of the window left, on the binding's clock."""
+        return self._until - self._slot.clock()
+
+    async def run(self, app: ASGIApp, scope: Any) -> None:
+        timer = asyncio.ensure_future(self._expire())
+        try:
+            await app(scope, self.receive, self.send)
+        finally:
+            timer.cancel()
+
+    async def _expire(self) -> None:
+        while (left := self._left()) > 0:
+            await asyncio.sleep(left)
+        await self._close()
+
+    async def _close(self) -> None:
+        async with self._lock:
+            if self._closed.is_set():
+                return
+            self._closed.set()
+            await self._send({"type": "websocket.close", "code": CLOSE_POLICY_VIOLATION, "reason": "sudo_expired"})
+
+    async def receive(self) -> Any:
+        if self._closed.is_set():
+            return dict(_DISCONNECT)
+        incoming = asyncio.ensure_future(self._receive())
+        closing = asyncio.ensure_future(self._closed.wait())
+        try:
+            await asyncio.wait((incoming, closing), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closing.cancel()
+        if not incoming.done():
+            incoming.cancel()
+            return dict(_DISCONNECT)
+        message = incoming.result()
+        if message.get("type") != "websocket.disconnect" and self._left() <= 0:
+            await self._close()
+            return dict(_DISCONNECT)
+        return message
+
+    async def send(self, message: Any) -> None:
+        if not self._closed.is_set() and self._left() <= 0:
+            await self._close()
+        async with self._lock:
+            if self._closed.is_set():
+                raise SudoExpired("the sudo window ended; the connection was closed with code 1008")
+            await self._send(message)

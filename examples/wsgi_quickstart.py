@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from wsgiref.simple_server import make_server
 from wsgiref.types import StartResponse, WSGIEnvironment
 
 import msgspec
@@ -42,6 +41,7 @@ def build(keyring: Keyring) -> clientstate.wsgi.StateMiddleware:
 
 if __name__ == "__main__":
     keys = Keyring.from_env() if os.environ.get("CLIENTSTATE_KEYS") else Keyring(clientstate.generate_key())
-    with make_server("127.0.0.1", 8001, build(keys)) as server:
-        print("serving http://127.0.0.1:8001/")
-        server.serve_forever()
+    from waitress import serve  # a production WSGI server (pip install waitress)
+
+    print("serving http://127.0.0.1:8001/")
+    serve(build(keys), host="127.0.0.1", port=8001)

@@ -33,11 +33,12 @@ from typing import Final
 import msgspec
 
 from clientstate import Binding, Loaded, LoadError, Migration, RequestCookies, State, client_stored
-from clientstate.cookies import parse_cookie_header
-from clientstate.errors import ErrorKind
-from clientstate.handler import ClientStored
+from clientstate._core.base64url import b64url_decode, b64url_encode
+from clientstate._core.cookies import parse_cookie_header
+from clientstate._core.errors import ErrorKind
+from clientstate._core.token import Mode, Opened, Peeked, TokenCodec, peek
+from clientstate._handlers.client_stored import ClientStored
 from clientstate.testing import FrozenClock, fixed_keyring
-from clientstate.token import Mode, Opened, Peeked, TokenCodec, b64url_decode, b64url_encode, peek
 
 __all__ = [
     "ACCOUNT",
@@ -112,7 +113,6 @@ HANDLERS: Final[dict[Mode, ClientStored]] = {
         KEYRING,
         name=COOKIE,
         encrypted=mode is Mode.ENCRYPTED,
-        max_age=86_400,
         expires_in=3_600,
         refresh_after=600,
         validate=_not_banned,

@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import ACCOUNT, CHUNKED, CODECS, COOKIE, NOW, Account, AccountV1
 
 from clientstate import client_stored
+from clientstate._core.token import Mode, TokenCodec
 from clientstate.testing import fixed_keyring
-from clientstate.token import Mode, TokenCodec
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 

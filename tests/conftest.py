@@ -6,7 +6,7 @@ import msgspec
 import pytest
 
 from clientstate import CookieAttributes, Keyring, State, client_stored
-from clientstate.handler import ClientStored
+from clientstate._handlers.client_stored import ClientStored
 from clientstate.testing import FrozenClock, fixed_keyring
 
 

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clientstate import Binding, CookieTooLarge, ErrorKind, Loaded, RequestCookies, State, client_stored
-from clientstate.chunks import chunk_size, join_chunks, split_token
-from clientstate.handler import ClientStored
+from clientstate._core.chunks import chunk_size, join_chunks, split_token
+from clientstate._handlers.client_stored import ClientStored
 from clientstate.testing import FrozenClock, fixed_keyring
 
 
@@ -101,6 +101,7 @@ def test_shrinking_deletes_stale_chunks_and_none_deletes_all() -> None:
     deleted = [line.split("=", 1)[0] for line in lines if "Max-Age=0" in line]
     assert [line.split("=", 1)[0] for line in written] == ["cs", "cs.1"]
     assert deleted == ["cs.2", "cs.3", "cs.4"]
+    slot = binding.begin(["; ".join(big)])
     slot.state = None
     assert [line.split("=", 1)[0] for line in binding.finish(slot)] == ["cs", "cs.1", "cs.2", "cs.3", "cs.4"]
 

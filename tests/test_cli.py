@@ -9,10 +9,15 @@ import time
 
 import pytest
 
-from clientstate import Key, Keyring, Loaded, client_stored
-from clientstate.cli import main
+from clientstate import Key, Keyring, Loaded, client_stored, generate_key
+from clientstate.cli import main, terminal_safe
 from clientstate.testing import fixed_keyring
 from tests.conftest import ACCOUNT, Account
+
+# The CLI refuses the testing kit's public keys, like any production entry point: real keys here.
+RING_1 = Keyring(generate_key(1))
+RING_2 = Keyring(generate_key(2))
+RING_21 = Keyring(generate_key(2), (generate_key(1),))
 
 
 def run(*argv: str) -> tuple[int, str]:
@@ -35,8 +40,7 @@ def test_keygen_prints_a_loadable_key() -> None:
 
 
 def test_keygen_add_to_appends_the_next_free_id_not_current() -> None:
-    ring = fixed_keyring(2, 1)
-    code, out = run("keygen", "--add-to", ring.to_text())
+    code, out = run("keygen", "--add-to", RING_21.to_text())
     assert code == 0
     grown = Keyring.from_text(out)
     assert grown.current.key_id == 2
@@ -53,7 +57,7 @@ def test_keygen_errors() -> None:
 
 @pytest.mark.parametrize("encrypted", [False, True])
 def test_inspect_verifies_and_prints_fields(encrypted: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    ring = fixed_keyring(1)
+    ring = RING_1
     monkeypatch.setenv("CLIENTSTATE_KEYS", ring.to_text())
     line = mint(ring, encrypted=encrypted, expires_in=600)
     code, out = run("inspect", f"Set-Cookie: {line}", "--state-name", "account")
@@ -68,7 +72,7 @@ def test_inspect_verifies_and_prints_fields(encrypted: bool, monkeypatch: pytest
 
 
 def test_inspect_no_verify_shows_only_readable_parts() -> None:
-    ring = fixed_keyring(1)
+    ring = RING_1
     value = mint(ring).split(";")[0].split("=", 1)[1]
     code, out = run("inspect", value, "--no-verify")
     assert code == 0
@@ -82,8 +86,8 @@ def test_inspect_no_verify_shows_only_readable_parts() -> None:
 
 
 def test_inspect_errors_print_the_kind_and_exit_1(monkeypatch: pytest.MonkeyPatch) -> None:
-    ring = fixed_keyring(1)
-    monkeypatch.setenv("CLIENTSTATE_KEYS", fixed_keyring(2).to_text())
+    ring = RING_1
+    monkeypatch.setenv("CLIENTSTATE_KEYS", RING_2.to_text())
     line = mint(ring)
     code, out = run("inspect", line, "--state-name", "account")
     assert (code, out.strip()) == (1, "error: unknown_key: key id 1 is not in the keyring")
@@ -93,14 +97,17 @@ def test_inspect_errors_print_the_kind_and_exit_1(monkeypatch: pytest.MonkeyPatc
     code, out = run("inspect", "cs=%%%", "--state-name", "account")
     assert (code, out.split(":")[1].strip()) == (1, "malformed")
     old = mint(ring, now=time.time() - 1000)
-    code, out = run("inspect", old, "--state-name", "account", "--keys", ring.to_text(), "--max-age", "10")
+    code, out = run("inspect", old, "--state-name", "account", "--keys", ring.to_text(), "--expires-in", "10")
     assert code == 1
-    assert "error: too_old" in out
+    assert "error: expired" in out
+    code, out = run("inspect", old, "--state-name", "account", "--keys", fixed_keyring(1).to_text())
+    assert code == 2
+    assert "well-known" in out  # the CLI refuses the testing kit's public keys
 
 
 def test_inspect_needs_names_and_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CLIENTSTATE_KEYS", raising=False)
-    value = mint(fixed_keyring(1)).split(";")[0].split("=", 1)[1]
+    value = mint(RING_1).split(";")[0].split("=", 1)[1]
     code, out = run("inspect", value)
     assert code == 2
     assert "--state-name" in out
@@ -122,7 +129,7 @@ def test_every_command_has_help() -> None:
 
 
 def test_inspect_unwraps_quotes_and_refuses_an_empty_value() -> None:
-    ring = fixed_keyring(1)
+    ring = RING_1
     value = mint(ring).split(";")[0].split("=", 1)[1]
     code, out = run("inspect", f'cs="{value}"', "--state-name", "account", "--keys", ring.to_text())
     assert code == 0, out
@@ -132,10 +139,46 @@ def test_inspect_unwraps_quotes_and_refuses_an_empty_value() -> None:
 
 def test_inspect_no_verify_prints_any_payload_without_crashing() -> None:
     # An unverified token can hold anything, e.g. MessagePack nested deeper than the recursion limit.
-    from clientstate.token import Mode, TokenCodec
+    from clientstate._core.token import Mode, TokenCodec
 
     codec = TokenCodec(fixed_keyring(1), Mode.AUTHENTICATED, "cs", "account", (1,), 100_000)
     value = codec.seal(b"\x91" * 5000 + b"\xc0", 1)
     code, out = run("inspect", value, "--no-verify")
     assert code == 0
     assert "does not print as JSON" in out
+
+
+HOSTILE = [
+    "\x1b]0;pwned\x07",  # OSC: set the terminal title
+    "\x1b[2J\x1b[H",  # clear the screen
+    "\x9b31m",  # C1 CSI
+    "\u202eevil\u202c",  # right-to-left override
+    "\u2066isolate\u2069",
+    "line\u2028break",
+    "\r\noverwritten",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_terminal_safe_escapes_controls_and_bidi(text: str) -> None:
+    safe = terminal_safe(text)
+    assert safe.isprintable()
+    assert not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or 0x202A <= ord(c) <= 0x202E for c in safe)
+    assert terminal_safe("plain ünïcode ✓") == "plain ünïcode ✓"
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_inspect_never_prints_a_hostile_cookies_control_characters(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An authenticated cookie the attacker wrote (or any cookie shown with --no-verify) cannot rewrite the terminal."""
+    from clientstate import State
+
+    monkeypatch.setenv("CLIENTSTATE_KEYS", RING_1.to_text())
+    handler = client_stored(RING_1, name="cs", expires_in=None)
+    state: State[dict[str, str]] = State("account", dict[str, str])
+    line = handler.save(state, Loaded(), state.encode({text: text}), time.time())[0]
+    for argv in (["inspect", line, "--state-name", "account"], ["inspect", line, "--no-verify"]):
+        code, out = run(*argv)
+        assert code == 0, out
+        assert out.replace("\n", "").isprintable(), repr(out)
+    code, out = run("inspect", f"cs={'%' * 3}{text}", "--state-name", "account")
+    assert out.replace("\n", "").isprintable(), repr(out)

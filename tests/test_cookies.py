@@ -7,7 +7,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from clientstate import ConfigurationError, CookieAttributes, CookieTooLarge, RequestCookies
-from clientstate.cookies import MAX_MAX_AGE, check_cookie_size, parse_cookie_header, validate_cookie_name
+from clientstate._core.cookies import (
+    MAX_MAX_AGE,
+    CookieWriter,
+    check_cookie_size,
+    parse_cookie_header,
+    validate_cookie_name,
+)
 
 TOKEN_CHARS = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 names = st.text(alphabet=TOKEN_CHARS, min_size=1, max_size=12)
@@ -59,19 +65,24 @@ def test_request_cookies_name_match_is_exact() -> None:
 
 
 def test_default_attributes_render_secure_defaults() -> None:
-    attrs = CookieAttributes()
-    assert attrs.set_cookie("cs", "abc") == "cs=abc; Path=/; Secure; HttpOnly; SameSite=Lax"
-    assert attrs.delete_cookie("cs") == "cs=; Max-Age=0; Path=/; Secure; HttpOnly; SameSite=Lax"
+    writer = CookieWriter(CookieAttributes())
+    assert writer.set_cookie("cs", "abc") == "cs=abc; Path=/; Secure; HttpOnly; SameSite=Lax"
+    assert writer.delete_cookie("cs") == "cs=; Max-Age=0; Path=/; Secure; HttpOnly; SameSite=Lax"
 
 
 def test_all_attributes_render_and_delete_keeps_path_and_domain() -> None:
-    attrs = CookieAttributes(
-        path="/app", domain="example.com", secure=True, http_only=False, same_site="Strict", max_age=60
+    writer = CookieWriter(
+        CookieAttributes(
+            path="/app", domain="example.com", secure=True, http_only=False, same_site="Strict", max_age=60
+        )
     )
-    assert attrs.set_cookie("cs", "v") == "cs=v; Max-Age=60; Path=/app; Domain=example.com; Secure; SameSite=Strict"
-    assert attrs.set_cookie("cs", "v", max_age=5).startswith("cs=v; Max-Age=5; Path=/app")
-    assert attrs.delete_cookie("cs") == "cs=; Max-Age=0; Path=/app; Domain=example.com; Secure; SameSite=Strict"
-    assert CookieAttributes(same_site=None, secure=False).set_cookie("a", "b") == "a=b; Path=/; HttpOnly"
+    line = "cs=v; Max-Age=60; Path=/app; Domain=example.com; Secure; SameSite=Strict"
+    assert writer.set_cookie("cs", "v") == line
+    assert writer.set_cookie("cs", "v", lifetime=5).startswith("cs=v; Max-Age=5; Path=/app")  # the shorter wins
+    assert writer.set_cookie("cs", "v", lifetime=600).startswith("cs=v; Max-Age=60; Path=/app")
+    assert writer.delete_cookie("cs") == "cs=; Max-Age=0; Path=/app; Domain=example.com; Secure; SameSite=Strict"
+    plain = CookieWriter(CookieAttributes(same_site=None, secure=False))
+    assert plain.set_cookie("a", "b") == "a=b; Path=/; HttpOnly"
 
 
 @pytest.mark.parametrize(
@@ -84,6 +95,9 @@ def test_all_attributes_render_and_delete_keeps_path_and_domain() -> None:
         ({"domain": "a b"}, "not a valid domain"),
         ({"domain": ""}, "not a valid domain"),
         ({"max_age": -1}, "Max-Age"),
+        ({"max_age": 0}, "0 would turn every save into a deletion"),
+        ({"maxage": 60}, "unknown argument 'maxage' \\(did you mean 'max_age'"),
+        ({"secure": "yes"}, "secure must be True or False"),
         ({"max_age": MAX_MAX_AGE + 1}, "400 days"),
         ({"max_age": 1.5}, "Max-Age"),
     ],
@@ -123,7 +137,7 @@ def test_invalid_cookie_names(name: str) -> None:
 def test_size_limit_is_name_plus_value_4096_bytes() -> None:
     check_cookie_size("cs", "x" * 4094)
     with pytest.raises(CookieTooLarge) as info:
-        CookieAttributes().set_cookie("cs", "x" * 4095)
+        CookieWriter(CookieAttributes()).set_cookie("cs", "x" * 4095)
     assert info.value.cookie_name == "cs"
     assert info.value.size == 4097
     assert info.value.limit == 4096

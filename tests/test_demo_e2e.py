@@ -1,6 +1,6 @@
 """The demo as a real server process on a free loopback port, driven by a real HTTP client.
 
-Runs once per interface (ASGI under uvicorn, WSGI under wsgiref).
+Runs once per interface (ASGI under uvicorn, WSGI under waitress).
 """
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from clientstate import Keyring, RequestCookies, client_stored
+from clientstate import Keyring, RequestCookies, client_stored, generate_key
 from clientstate.demo import COOKIE_NAME, DEMO_STATE
-from clientstate.testing import fixed_keyring
 
-KEYRING = fixed_keyring(3)
+KEYRING = Keyring(generate_key(3))  # a real key: the demo, like any server, refuses the public test keys
 STARTUP_TIMEOUT = 20.0
 
 

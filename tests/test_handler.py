@@ -18,9 +18,10 @@ from clientstate import (
     State,
     client_stored,
 )
-from clientstate.handler import ClientStored
+from clientstate._core.base64url import b64url_decode
+from clientstate._core.token import Opened
+from clientstate._handlers.client_stored import DEFAULT_EXPIRES_IN, ClientStored
 from clientstate.testing import FrozenClock, fixed_keyring
-from clientstate.token import Opened, b64url_decode
 from tests.conftest import ACCOUNT, Account
 
 T0 = 1_700_000_000
@@ -56,7 +57,7 @@ def test_round_trip_with_metadata(handler: ClientStored) -> None:
     assert loaded.state == value
     assert loaded.present
     assert loaded.issued_at == T0
-    assert loaded.expires_at is None
+    assert loaded.expires_at == T0 + DEFAULT_EXPIRES_IN  # the default lifetime, 30 days
     assert loaded.key_id == 1
     assert loaded.schema_version == 1
     assert not loaded.reissue
@@ -93,13 +94,48 @@ def test_retired_key_is_unknown_and_the_cookie_is_cleared(handler: ClientStored)
     assert binding.finish(slot) == ["cs=; Max-Age=0; Path=/; Secure; HttpOnly; SameSite=Lax"]
 
 
-def test_max_age_boundary() -> None:
-    handler = client_stored(fixed_keyring(1), name="cs", max_age=600)
-    token = issue(handler, Account(1, "a"))
-    assert load(handler, f"cs={token}", T0 + 600).state is not None
-    error = load(handler, f"cs={token}", T0 + 601).error
+def test_a_tightened_expires_in_applies_to_tokens_already_issued() -> None:
+    """A token minted under expires_in=30 days, or with no expiry at all, ends at the handler's current limit."""
+    lax = client_stored(fixed_keyring(1), name="cs")
+    for before in (lax, client_stored(fixed_keyring(1), name="cs", expires_in=None)):
+        token = issue(before, Account(1, "a"))
+        now = client_stored(fixed_keyring(1), name="cs", expires_in=3600)
+        assert load(now, f"cs={token}", T0 + 3599).state is not None
+        assert load(now, f"cs={token}", T0 + 3599).expires_at == T0 + 3600
+        error = load(now, f"cs={token}", T0 + 3600).error
+        assert error is not None
+        assert error.kind is ErrorKind.EXPIRED
+        assert load(before, f"cs={token}", T0 + 3600).state is not None  # the old policy would still take it
+
+
+def test_a_default_handler_refuses_a_year_old_token_and_unlimited_is_explicit() -> None:
+    never = client_stored(fixed_keyring(1), name="cs", expires_in=None)
+    token = issue(never, Account(1, "a"))
+    year = 365 * 24 * 3600
+    assert load(never, f"cs={token}", T0 + year).state is not None
+    default = client_stored(fixed_keyring(1), name="cs")
+    assert default.expires_in == DEFAULT_EXPIRES_IN <= 400 * 24 * 3600
+    error = load(default, f"cs={token}", T0 + year).error
     assert error is not None
-    assert error.kind is ErrorKind.TOO_OLD
+    assert error.kind is ErrorKind.EXPIRED
+
+
+def test_the_cookie_max_age_never_exceeds_the_tokens_remaining_life() -> None:
+    long_attr = CookieAttributes(max_age=30 * 24 * 3600)
+    handler = client_stored(fixed_keyring(1), name="cs", expires_in=3600, attributes=long_attr)
+    (line,) = handler.save(ACCOUNT, Loaded(), ACCOUNT.encode(Account(1, "a")), T0)
+    assert "; Max-Age=3600; " in line
+    short_attr = CookieAttributes(max_age=60)
+    handler = client_stored(fixed_keyring(1), name="cs", expires_in=3600, attributes=short_attr)
+    (line,) = handler.save(ACCOUNT, Loaded(), ACCOUNT.encode(Account(1, "a")), T0)
+    assert "; Max-Age=60; " in line
+
+
+def test_automatic_refresh_is_a_day_or_half_the_lifetime() -> None:
+    assert client_stored(fixed_keyring(1), name="cs").refresh_after == 24 * 3600
+    assert client_stored(fixed_keyring(1), name="cs", expires_in=600).refresh_after == 300
+    assert client_stored(fixed_keyring(1), name="cs", expires_in=None).refresh_after is None
+    assert client_stored(fixed_keyring(1), name="cs", refresh_after=None).refresh_after is None
 
 
 def test_expires_boundary_and_max_age_attribute() -> None:
@@ -124,7 +160,7 @@ def test_future_issued_at_beyond_skew() -> None:
 
 
 def test_refresh_after_reissues_with_a_new_issued_at() -> None:
-    handler = client_stored(fixed_keyring(1), name="cs", refresh_after=300, max_age=900)
+    handler = client_stored(fixed_keyring(1), name="cs", refresh_after=300, expires_in=900)
     token = issue(handler, Account(1, "a"))
     binding = Binding(ACCOUNT, handler, FrozenClock(T0 + 299))
     assert binding.finish(binding.begin([f"cs={token}"])) == []
@@ -214,7 +250,12 @@ def test_old_schema_version_is_migrated_and_reissued_keeping_times() -> None:
     [
         ({"name": "bad name"}, "not a token"),
         ({"name": "__Host-cs", "attributes": CookieAttributes(path="/x")}, "requires Path=/"),
-        ({"max_age": 0}, "max_age must be an integer of seconds from 1"),
+        ({"max_age": 0}, "unknown argument 'max_age'"),
+        ({"expires_in": 0}, "expires_in must be an integer number of seconds from 1"),
+        ({"expires_in": 600, "refresh_after": 600}, "must be shorter than expires_in"),
+        ({"encrypted": "yes"}, "encrypted must be a bool"),
+        ({"max_chunks": 1}, "max_chunks must be an integer from 2 to 50"),
+        ({"validate": 3}, "validate must be a callable"),
         ({"expires_in": -5}, "expires_in"),
         ({"refresh_after": 1.5}, "refresh_after"),
         ({"clock_skew": -1}, "clock_skew"),

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from clientstate import Loaded, Request, Response, asgi, setup, sudo, wsgi
-from clientstate.handler import ClientStored
+from clientstate import Loaded, ServiceRequest, ServiceResponse, asgi, setup, sudo, wsgi
+from clientstate._handlers.client_stored import ClientStored
 from clientstate.testing import FrozenClock
 from tests.conftest import ACCOUNT, Account
 
@@ -54,26 +54,26 @@ def test_grant_refuses_unsupported_values() -> None:
         sudo.grant([1, 2], 10, T0)
 
 
-def admin_service(loaded: Loaded[Account], request: Request) -> tuple[Account | None, Response]:
-    return loaded.state, Response.json({"ok": True})
+def admin_service(loaded: Loaded[Account], request: ServiceRequest) -> tuple[Account | None, ServiceResponse]:
+    return loaded.state, ServiceResponse.json({"ok": True})
 
 
 def test_service_guard_with_injected_clock(handler: ClientStored) -> None:
     clock = FrozenClock(T0)
     elevated = sudo.grant(Account(1, "a"), 60, T0)
-    minted = setup(ACCOUNT, handler, lambda loaded, request: (elevated, Response()), clock=clock)
-    cookie = minted(Request("GET", "/")).header_values("set-cookie")[0].split(";", 1)[0]
+    minted = setup(ACCOUNT, handler, lambda loaded, request: (elevated, ServiceResponse()), clock=clock)
+    cookie = minted(ServiceRequest("GET", "/")).header_values("set-cookie")[0].split(";", 1)[0]
     guarded = setup(ACCOUNT, handler, sudo.require_sudo(admin_service, clock=clock), clock=clock)
     clock.set(T0 + 59)
-    ok = guarded(Request("GET", "/admin", [("Cookie", cookie)]))
+    ok = guarded(ServiceRequest("GET", "/admin", [("Cookie", cookie)]))
     assert (ok.status, ok.body) == (200, b'{"ok":true}')
     clock.set(T0 + 60)
-    denied = guarded(Request("GET", "/admin", [("Cookie", cookie)]))
+    denied = guarded(ServiceRequest("GET", "/admin", [("Cookie", cookie)]))
     assert (denied.status, json.loads(denied.body)) == (403, {"error": "sudo_required"})
     assert denied.header_values("set-cookie") == []  # state untouched by the guard
 
-    custom = sudo.require_sudo(admin_service, clock=clock, deny=lambda loaded, request: Response.text("no", 401))
-    assert setup(ACCOUNT, handler, custom, clock=clock)(Request("GET", "/")).status == 401
+    custom = sudo.require_sudo(admin_service, clock=clock, deny=lambda loaded, request: ServiceResponse.text("no", 401))
+    assert setup(ACCOUNT, handler, custom, clock=clock)(ServiceRequest("GET", "/")).status == 401
 
 
 def wsgi_ok(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -110,9 +110,9 @@ async def asgi_ok(scope: Any, receive: Any, send: Any) -> None:
 def test_wsgi_and_asgi_guards_use_the_bindings_clock(handler: ClientStored) -> None:
     clock = FrozenClock(T0)
     minted = setup(
-        ACCOUNT, handler, lambda loaded, request: (sudo.grant(Account(1, "a"), 30, T0), Response()), clock=clock
+        ACCOUNT, handler, lambda loaded, request: (sudo.grant(Account(1, "a"), 30, T0), ServiceResponse()), clock=clock
     )
-    cookie = minted(Request("GET", "/")).header_values("set-cookie")[0].split(";", 1)[0]
+    cookie = minted(ServiceRequest("GET", "/")).header_values("set-cookie")[0].split(";", 1)[0]
     w = wsgi.setup(ACCOUNT, handler, sudo.require_sudo_wsgi(wsgi_ok, ACCOUNT), clock=clock)
     a = asgi.setup(ACCOUNT, handler, sudo.require_sudo_asgi(asgi_ok, ACCOUNT), clock=clock)
     clock.set(T0 + 29)

@@ -1,8 +1,8 @@
 """The demo: a small web app keeping typed state in a cookie, served over real HTTP.
 
 Run it with ``python -m clientstate demo [--host H] [--port P] [--interface asgi|wsgi]``.
-ASGI is served by uvicorn (``pip install 'clientstate[demo]'``), WSGI by the
-standard library's ``wsgiref`` server (threaded).
+ASGI is served by uvicorn, WSGI by waitress (both production servers, from
+``pip install 'clientstate[demo]'``).
 """
 
 from __future__ import annotations
@@ -11,16 +11,14 @@ import ipaddress
 import socket
 import sys
 from collections.abc import Callable
-from socketserver import ThreadingMixIn
 from typing import TextIO
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
-from clientstate.cookies import CookieAttributes
+from clientstate._core.cookies import CookieAttributes
+from clientstate._core.errors import KeyFormatError
+from clientstate._core.keys import ENV_VAR, Keyring, generate_key
+from clientstate._handlers.client_stored import ClientStored, client_stored
 from clientstate.demo.api import DEMO_STATE, DemoState
 from clientstate.demo.apps import make_asgi_app, make_wsgi_app
-from clientstate.errors import KeyFormatError
-from clientstate.handler import ClientStored, client_stored
-from clientstate.keys import ENV_VAR, Keyring, generate_key
 
 __all__ = ["COOKIE_NAME", "DEMO_STATE", "DemoState", "build_handler", "run"]
 
@@ -54,9 +52,14 @@ def build_handler(
         say(f"keys: from {ENV_VAR} (current key id {keyring.current.key_id})")
     else:
         keyring = Keyring(generate_key(1))
+        text = keyring.to_text()
         say(
             f"keys: {ENV_VAR} is not set, so a development key was generated; cookies will "
             f"not survive a restart (set {ENV_VAR}, see `python -m clientstate keygen`)"
+        )
+        say(
+            f"keys: to inspect this demo's cookies: python -m clientstate inspect --keys '{text}' "
+            f"--state-name {DEMO_STATE.name} '{COOKIE_NAME}=<value>'"
         )
     if _is_loopback(host):
         say("cookies: plain HTTP on loopback, so cookies are set WITHOUT Secure (demo only; "
@@ -70,19 +73,6 @@ def build_handler(
         attributes=CookieAttributes(secure=False),
         encrypted=encrypted,
     )
-
-
-class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _ThreadingWSGIServer6(_ThreadingWSGIServer):
-    address_family = socket.AF_INET6
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        return
 
 
 def run(
@@ -100,7 +90,7 @@ def run(
         host: address to listen on (default loopback).
         port: TCP port; 0 picks a free one. The actual URL is printed as
             ``clientstate demo: serving http://HOST:PORT/ ...`` once listening.
-        interface: ``"asgi"`` (uvicorn) or ``"wsgi"`` (wsgiref, threaded).
+        interface: ``"asgi"`` (uvicorn) or ``"wsgi"`` (waitress).
         encrypted: use the encrypted mode instead of the authenticated one.
         environ: environment to read ``CLIENTSTATE_KEYS`` from (default ``os.environ``).
         out: where to print start-up messages (default stdout).
@@ -108,7 +98,7 @@ def run(
     Raises:
         ValueError: unknown ``interface``.
         KeyFormatError: ``CLIENTSTATE_KEYS`` is set but invalid.
-        SystemExit: uvicorn is missing for ``asgi``.
+        SystemExit: uvicorn (``asgi``) or waitress (``wsgi``) is not installed.
         OSError: the address cannot be bound.
     """
     import os
@@ -125,17 +115,7 @@ def run(
     mode = "encrypted (AES-256-GCM)" if encrypted else "authenticated (HMAC-SHA256)"
     say(f"state {DEMO_STATE.name!r} in cookie {COOKIE_NAME!r}, {mode}")
     if interface == "wsgi":
-        server_class = _ThreadingWSGIServer6 if ":" in host else _ThreadingWSGIServer
-        server = server_class((host, port), _QuietHandler)
-        server.set_app(make_wsgi_app(handler))
-        bound_port = server.server_address[1]
-        say(f"serving http://{_url_host(host)}:{bound_port}/ (wsgi, wsgiref) - Ctrl+C stops")
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            server.server_close()
+        _serve_wsgi(handler, host, port, say)
         return
     try:
         import uvicorn
@@ -152,6 +132,24 @@ def run(
     config = uvicorn.Config(make_asgi_app(handler), log_level="warning", lifespan="on")
     say(f"serving http://{_url_host(host)}:{bound_port}/ (asgi, uvicorn) - Ctrl+C stops")
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def _serve_wsgi(handler: ClientStored, host: str, port: int, say: Callable[[str], None]) -> None:
+    try:
+        from waitress.server import create_server
+    except ImportError:
+        raise SystemExit(
+            "the WSGI demo needs waitress: pip install 'clientstate[demo]' (or run with --interface asgi)"
+        ) from None
+    server = create_server(make_wsgi_app(handler), host=host, port=port, threads=8, ident="clientstate-demo")
+    bound_port = server.effective_port
+    say(f"serving http://{_url_host(host)}:{bound_port}/ (wsgi, waitress) - Ctrl+C stops")
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
 
 
 def _url_host(host: str) -> str:

@@ -1,4 +1,4 @@
-"""The demo's JSON API, written once over a :class:`~clientstate.session.StateSlot`.
+"""The demo's JSON API, written once over a :class:`~clientstate._core.binding.StateSlot`.
 
 The WSGI and ASGI apps in :mod:`clientstate.demo.apps` only move bytes; every
 decision is here. State type: ``{"user": str, "visits": int, "sudo_until": number | null}``.
@@ -23,8 +23,8 @@ from typing import Annotated, Any
 import msgspec
 
 from clientstate import sudo
-from clientstate.session import StateSlot
-from clientstate.state import State
+from clientstate._core.slot import StateSlot
+from clientstate._core.state import State
 
 __all__ = ["DEMO_STATE", "MAX_USER", "MAX_VISITS", "DemoState", "handle_api", "page"]
 

@@ -16,9 +16,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from clientstate import asgi, sudo, wsgi
+from clientstate._core.binding import Clock
+from clientstate._core.handler import Handler
+from clientstate._core.slot import get_slot
 from clientstate.demo.api import DEMO_STATE, handle_api, page
-from clientstate.handler import Handler
-from clientstate.session import Clock, get_slot
+from clientstate.demo.http import lifespan, read_asgi_body, read_wsgi_body, status_line
 
 __all__ = ["make_asgi_app", "make_wsgi_app"]
 
@@ -43,14 +45,14 @@ def make_wsgi_app(handler: Handler, clock: Clock = time.time) -> wsgi.WSGIApp:
     """The demo as a WSGI application, state handled by ``handler``."""
 
     def api(environ: dict[str, Any], start_response: wsgi.StartResponse) -> Iterable[bytes]:
-        request = wsgi.read_request(environ, _MAX_BODY)
-        if request is None:
+        body = read_wsgi_body(environ, _MAX_BODY)
+        if body is None:
             status, data = 413, {"error": "body_too_large"}
         else:
             slot = get_slot(environ, DEMO_STATE)
-            status, data = handle_api(request.method, environ.get("PATH_INFO", ""), request.body, slot)
+            status, data = handle_api(environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", ""), body, slot)
         out = _json(data)
-        start_response(wsgi.status_line(status), [_JSON, ("Content-Length", str(len(out)))])
+        start_response(status_line(status), [_JSON, ("Content-Length", str(len(out)))])
         return [out]
 
     admin = sudo.require_sudo_wsgi(api, DEMO_STATE)
@@ -67,7 +69,7 @@ def make_wsgi_app(handler: Handler, clock: Clock = time.time) -> wsgi.WSGIApp:
         if path.startswith("/api/"):
             return stateful(environ, start_response)
         status, header, body = _static(environ.get("REQUEST_METHOD", "GET"), path)
-        start_response(wsgi.status_line(status), [header, ("Content-Length", str(len(body)))])
+        start_response(status_line(status), [header, ("Content-Length", str(len(body)))])
         return [body]
 
     return app
@@ -90,7 +92,7 @@ def make_asgi_app(handler: Handler, clock: Clock = time.time) -> asgi.ASGIApp:
         await send({"type": "http.response.body", "body": body})
 
     async def api(scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
-        body = await asgi.read_body(receive, _MAX_BODY)
+        body = await read_asgi_body(receive, _MAX_BODY)
         if body is None:
             status, data = 413, {"error": "body_too_large"}
         else:
@@ -109,7 +111,7 @@ def make_asgi_app(handler: Handler, clock: Clock = time.time) -> asgi.ASGIApp:
 
     async def app(scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
         if scope["type"] == "lifespan":
-            await asgi.lifespan(receive, send)
+            await lifespan(receive, send)
             return
         if scope["type"] != "http":
             return

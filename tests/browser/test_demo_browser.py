@@ -14,12 +14,13 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 
 import pytest
 
+from clientstate import Keyring, generate_key
 from clientstate.demo import COOKIE_NAME
-from clientstate.testing import fixed_keyring
 from tests.test_demo_e2e import DemoServer
 
 try:
@@ -47,7 +48,7 @@ CHROMIUM_FLAGS = (
     "--window-size=1024,768",
 )
 WAIT = 10.0  # seconds any single step may take before the test fails
-KEYRING = fixed_keyring(3)
+KEYRING = Keyring(generate_key(3))  # a real key: the demo refuses the public test keys
 
 
 @pytest.fixture(scope="module", params=["asgi", "wsgi"])
@@ -144,7 +145,8 @@ def test_cookie_session_in_a_real_browser(server: DemoServer, browser: webdriver
     assert cookie["secure"] is False  # plain HTTP on loopback, as the demo announces
     assert cookie["path"] == "/"
     assert cookie["sameSite"] == "Lax"
-    assert "expiry" not in cookie  # a session cookie
+    # The browser keeps it for the token's lifetime: 30 days by default (Max-Age=2592000).
+    assert abs(cookie["expiry"] - (time.time() + 30 * 24 * 3600)) < 120
     # HttpOnly: the page's own JavaScript cannot see it, yet the browser sends it.
     page_cookies = driver.execute_script("return document.cookie")
     assert COOKIE_NAME not in page_cookies

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import binascii
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -10,8 +11,8 @@ import pytest
 from cryptography.hazmat.primitives import hmac
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-import clientstate.token as token_module
-from clientstate.token import Mode
+import clientstate._core.token as token_module
+from clientstate._core.token import Mode
 from tests.security.support import CryptoSpy
 
 
@@ -22,14 +23,14 @@ def mode(request: pytest.FixtureRequest) -> Mode:
 
 @pytest.fixture
 def crypto_spy(monkeypatch: pytest.MonkeyPatch) -> CryptoSpy:
-    """Wrap the decoding and cryptography clientstate.token uses; see :class:`CryptoSpy`."""
+    """Wrap the decoding and cryptography clientstate._core.token uses; see :class:`CryptoSpy`."""
     spy = CryptoSpy()
-    # clientstate.token uses these through its module globals ``hmac`` and ``AESGCM``.
+    # clientstate._core.token uses these through its module globals ``hmac`` and ``AESGCM``.
     assert token_module.__dict__["hmac"] is hmac
     assert token_module.__dict__["AESGCM"] is AESGCM
     real_hmac = hmac.HMAC
     real_aesgcm = AESGCM
-    real_decode = token_module.b64url_decode
+    real_decode: Callable[[str], bytes | None] = token_module.__dict__["b64url_decode"]
     real_a2b = binascii.a2b_base64
     real_salt_key = token_module._salt_key
 

@@ -16,10 +16,10 @@ from typing import Any, Final
 import msgspec
 
 from clientstate import Keyring, Loaded, RequestCookies, State, asgi, client_stored, get_slot, wsgi
-from clientstate.errors import ErrorKind
-from clientstate.handler import ClientStored
+from clientstate._core.errors import ErrorKind
+from clientstate._core.token import AUTHENTICATED_OVERHEAD, ENCRYPTED_OVERHEAD, Mode
+from clientstate._handlers.client_stored import ClientStored
 from clientstate.testing import FrozenClock, fixed_keyring
-from clientstate.token import AUTHENTICATED_OVERHEAD, ENCRYPTED_OVERHEAD, Mode
 
 #: The instant of every test request unless a test moves its clock.
 T0: Final = 1_700_000_000
@@ -230,7 +230,7 @@ def cookie_value(set_cookie: str) -> str:
 
 
 class CryptoSpy:
-    """Records every base64 decode and every HMAC/AES-GCM/HKDF call clientstate.token makes.
+    """Records every base64 decode and every HMAC/AES-GCM/HKDF call clientstate._core.token makes.
 
     Installed by the ``crypto_spy`` fixture *before* handlers are built (the codec
     creates its HMAC and AES-GCM objects when first used). While :attr:`armed`,

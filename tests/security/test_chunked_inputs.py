@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 
 from clientstate import Binding, RequestCookies
-from clientstate.errors import ErrorKind
+from clientstate._core.errors import ErrorKind
+from clientstate._core.token import Mode
 from clientstate.testing import FrozenClock
-from clientstate.token import Mode
 from tests.security.support import ACCOUNT, T0, Account, both_middlewares, call_asgi, call_wsgi, kind, make_handler
 
 MAX_CHUNKS = 4

@@ -10,10 +10,10 @@ from pathlib import Path
 import msgspec
 
 import clientstate
-import clientstate.token
+import clientstate._core.token
 from clientstate import Migration, State
-from clientstate.errors import ErrorKind
-from clientstate.token import Mode
+from clientstate._core.errors import ErrorKind
+from clientstate._core.token import Mode
 from tests.security.support import (
     ACCOUNT,
     ALICE,
@@ -143,7 +143,7 @@ def test_no_module_of_clientstate_compares_tag_bytes_with_an_operator() -> None:
         if (hits := comparisons_of_secrets(path.read_text(encoding="utf-8")))
     }
     assert found == {}
-    assert (package / "token.py").samefile(clientstate.token.__file__)
+    assert (package / "_core" / "token.py").samefile(clientstate._core.token.__file__)
 
 
 def test_a_forked_worker_draws_a_new_key_salt() -> None:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import pytest
 
 from clientstate import RequestCookies
-from clientstate.errors import ErrorKind
-from clientstate.token import Mode
+from clientstate._core.errors import ErrorKind
+from clientstate._core.token import Mode
 from tests.security.support import (
     ACCOUNT,
     ALICE,

@@ -13,10 +13,10 @@ import msgspec
 import pytest
 
 from clientstate import Binding, State
-from clientstate.errors import ErrorKind
-from clientstate.handler import ClientStored
+from clientstate._core.errors import ErrorKind
+from clientstate._core.token import Mode
+from clientstate._handlers.client_stored import ClientStored
 from clientstate.testing import FrozenClock
-from clientstate.token import Mode
 from tests.security.support import ACCOUNT, ALICE, T0, Account, kind, load, make_handler
 
 U64 = struct.Struct(">Q")

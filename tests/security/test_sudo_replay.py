@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from clientstate import asgi, get_slot, sudo, wsgi
-from clientstate.handler import ClientStored
+from clientstate._core.token import Mode
+from clientstate._handlers.client_stored import ClientStored
 from clientstate.testing import FrozenClock
-from clientstate.token import Mode
 from tests.security.support import (
     ACCOUNT,
     ALICE,

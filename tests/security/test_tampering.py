@@ -1,7 +1,7 @@
 """Tampered tokens: bit flips, truncation, extension, and every non-canonical base64url spelling.
 
 Each case asserts the exact error kind the documented reading order gives
-(``clientstate.token``: length limit, base64url, version byte, layout, key id,
+(``clientstate._core.token``: length limit, base64url, version byte, layout, key id,
 authentication), never just "some error", and never a loaded state.
 """
 
@@ -12,10 +12,11 @@ import urllib.parse
 
 import pytest
 
-from clientstate.errors import ErrorKind
-from clientstate.handler import ClientStored
+from clientstate._core.base64url import b64url_decode
+from clientstate._core.errors import ErrorKind
+from clientstate._core.token import Mode
+from clientstate._handlers.client_stored import ClientStored
 from clientstate.testing import fixed_keyring
-from clientstate.token import Mode, b64url_decode
 from tests.security.support import (
     ACCOUNT,
     ALPHABET,

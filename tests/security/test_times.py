@@ -7,10 +7,10 @@ import contextlib
 import pytest
 
 from clientstate import Binding, ClientStateError, ConfigurationError
-from clientstate.cookies import MAX_MAX_AGE
-from clientstate.errors import ErrorKind
+from clientstate._core.cookies import MAX_MAX_AGE
+from clientstate._core.errors import ErrorKind
+from clientstate._core.token import Mode, Opened
 from clientstate.testing import FrozenClock
-from clientstate.token import Mode, Opened
 from tests.security.support import ACCOUNT, ALICE, BOB, T0, kind, load, make_handler, mint
 
 U63 = 2**63 - 1
@@ -19,12 +19,13 @@ U64 = 2**64 - 1
 
 @pytest.mark.parametrize(
     ("age", "want"),
-    [(0, None), (3599, None), (3600, None), (3600.5, ErrorKind.TOO_OLD), (3601, ErrorKind.TOO_OLD)],
+    [(0, None), (3599, None), (3599.999, None), (3600, ErrorKind.EXPIRED), (3601, ErrorKind.EXPIRED)],
 )
-def test_max_age_boundary_accepts_age_equal_to_max_age_and_rejects_one_second_more(
+def test_expires_in_applies_to_a_token_without_expires_at_from_its_issued_at(
     mode: Mode, age: float, want: ErrorKind | None
 ) -> None:
-    handler = make_handler(mode, max_age=3600)
+    """A token minted when the handler had no lifetime (or an older build) still ends at issued-at + expires_in."""
+    handler = make_handler(mode, expires_in=3600)
     token = mint(handler, issued_at=T0)
     clock = FrozenClock(T0)
     clock.advance(age)
@@ -94,15 +95,15 @@ def test_zero_clock_skew_rejects_a_token_one_second_ahead(mode: Mode) -> None:
 
 FUTURE = ErrorKind.ISSUED_IN_FUTURE
 EXPIRED = ErrorKind.EXPIRED
-TOO_OLD = ErrorKind.TOO_OLD
 
-# The longest max_age / expires_in / refresh_after a handler accepts (about 136 years).
+# The longest expires_in / refresh_after a handler accepts (about 136 years).
 MAX_SETTING = 2**32
 
-# (issued-at, expires-at, clock, max_age) -> kind. Checks run in the order future, expired, too old.
+# (issued-at, expires-at, clock, expires_in) -> kind. Checks run in the order future, expired;
+# the deadline is the earlier of expires-at and issued-at + expires_in.
 EXTREMES = [
     (0, None, T0, None, None),
-    (0, None, T0, 3600, TOO_OLD),
+    (0, None, T0, 3600, EXPIRED),
     (0, 0, T0, None, EXPIRED),
     (0, U64, T0, MAX_SETTING, None),
     (0, None, T0, MAX_SETTING, None),
@@ -117,31 +118,33 @@ EXTREMES = [
     (T0, None, 0, None, FUTURE),
     # Clocks near the ends of the range (FrozenClock holds floats: 2**63-1 reads as 2.0**63).
     (T0, None, U63, None, None),
-    (T0, None, U63, 3600, TOO_OLD),
+    (T0, None, U63, 3600, EXPIRED),
     (U63, None, U63, 3600, None),
     (U63, U64, U63, 3600, None),
     (U64, None, U63, None, FUTURE),
     (U64, None, U64, None, None),
     (U64, U64, U64, None, EXPIRED),
     (T0, U64, U64, None, EXPIRED),
-    (0, None, U64, MAX_SETTING, TOO_OLD),
-    (T0, None, 1e300, 3600, TOO_OLD),
+    (0, None, U64, MAX_SETTING, EXPIRED),
+    (T0, None, 1e300, 3600, EXPIRED),
     (T0, U64, 1e300, None, EXPIRED),
-    (T0, None, 1e300, MAX_SETTING, TOO_OLD),
+    (T0, None, 1e300, MAX_SETTING, EXPIRED),
 ]
 
 
-@pytest.mark.parametrize(("issued_at", "expires_at", "now", "max_age", "want"), EXTREMES)
+@pytest.mark.parametrize(("issued_at", "expires_at", "now", "expires_in", "want"), EXTREMES)
 def test_extreme_times_give_defined_kinds_and_never_raise(
-    mode: Mode, issued_at: int, expires_at: int | None, now: float, max_age: int | None, want: ErrorKind | None
+    mode: Mode, issued_at: int, expires_at: int | None, now: float, expires_in: int | None, want: ErrorKind | None
 ) -> None:
-    handler = make_handler(mode, max_age=max_age)
+    handler = make_handler(mode, expires_in=expires_in)
     token = mint(handler, BOB, issued_at=issued_at, expires_at=expires_at)
     loaded = load(handler, token, FrozenClock(now)())
     assert kind(loaded) is want
     if want is None:
         assert loaded.state == BOB
-        assert (loaded.issued_at, loaded.expires_at) == (issued_at, expires_at)
+        limit = None if expires_in is None else issued_at + expires_in
+        deadline = limit if expires_at is None else expires_at if limit is None else min(limit, expires_at)
+        assert (loaded.issued_at, loaded.expires_at) == (issued_at, deadline)
 
 
 @pytest.mark.parametrize("bad", [-1, 2**64, 2**100])
@@ -177,7 +180,7 @@ def test_long_expires_in_caps_the_cookie_max_age_at_400_days(mode: Mode, expires
     assert f"; Max-Age={MAX_MAX_AGE};" in set_cookie
 
 
-@pytest.mark.parametrize("setting", ["max_age", "expires_in", "refresh_after", "clock_skew"])
+@pytest.mark.parametrize("setting", ["expires_in", "refresh_after", "clock_skew"])
 @pytest.mark.parametrize("seconds", [MAX_SETTING + 1, 2**64, 10**400])
 def test_time_settings_beyond_136_years_are_refused_when_configured(mode: Mode, setting: str, seconds: int) -> None:
     """Refused when the handler is built, never as a bare ValueError from the middleware at save."""
@@ -190,7 +193,7 @@ def test_saving_at_a_clock_outside_the_format_raises_a_library_error_not_value_e
     """A clock the format cannot represent (past 2**64-1 s, or before the epoch) is a server
     misconfiguration: saving must fail with a documented ``ClientStateError`` (or clamp), not
     a bare ``ValueError`` from the token layer. Loading at such clocks is covered above."""
-    binding = Binding(ACCOUNT, make_handler(mode), FrozenClock(now))
+    binding = Binding(ACCOUNT, make_handler(mode, expires_in=None), FrozenClock(now))
     slot = binding.begin([])
     assert slot.error is None
     slot.state = ALICE

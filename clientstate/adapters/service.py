@@ -3,9 +3,9 @@
 This is the shape of the seed design: a service is a function of the loaded
 state and the request that returns the new state and the response, and
 :func:`setup` wraps it so that the cookie is written only when the state
-changed. :class:`Request` and :class:`Response` are minimal, framework-free
-HTTP messages; :func:`clientstate.wsgi.serve` and :func:`clientstate.asgi.serve`
-run a service under a real server.
+changed. :class:`ServiceRequest` and :class:`ServiceResponse` are minimal,
+framework-free HTTP messages; running a service under a server is the
+caller's business (``examples/service_quickstart.py`` shows a WSGI bridge).
 """
 
 from __future__ import annotations
@@ -15,21 +15,23 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from clientstate.cookies import RequestCookies
-from clientstate.handler import Handler, Loaded
-from clientstate.session import Binding, Clock, headers_to_add
-from clientstate.state import State
+from clientstate._core.binding import Binding, Clock
+from clientstate._core.config import check_callable, checked
+from clientstate._core.cookies import RequestCookies
+from clientstate._core.handler import Handler, Loaded
+from clientstate._core.headers import headers_to_add
+from clientstate._core.state import State
 
-__all__ = ["Request", "Response", "Service", "setup"]
+__all__ = ["Service", "ServiceRequest", "ServiceResponse", "setup"]
 
 T = TypeVar("T")
 
 
-class Request:
+class ServiceRequest:
     """An HTTP request, as a service sees it.
 
     Args:
-        method: the request method, upper case (``"GET"``).
+        method: the request method (upper-cased here: ``"GET"``).
         path: the path, percent-decoded, without the query (``"/api/state"``).
         headers: ``(name, value)`` pairs; names are compared case-insensitively.
         body: the request body, bytes.
@@ -71,11 +73,11 @@ class Request:
         return RequestCookies(self.header_values("cookie"))
 
     def __repr__(self) -> str:
-        return f"Request({self.method} {self.path})"
+        return f"ServiceRequest({self.method} {self.path})"
 
 
-class Response:
-    """An HTTP response.
+class ServiceResponse:
+    """An HTTP response from a service.
 
     Args:
         status: the status code (``200``).
@@ -85,21 +87,19 @@ class Response:
 
     __slots__ = ("body", "headers", "status")
 
-    def __init__(
-        self, status: int = 200, headers: Sequence[tuple[str, str]] = (), body: bytes = b""
-    ) -> None:
+    def __init__(self, status: int = 200, headers: Sequence[tuple[str, str]] = (), body: bytes = b"") -> None:
         self.status = status
         self.headers = list(headers)
         self.body = body
 
     @classmethod
-    def json(cls, data: Any, status: int = 200) -> Response:
+    def json(cls, data: Any, status: int = 200) -> ServiceResponse:
         """A JSON response (``application/json``) of ``data``, which must be JSON-encodable."""
         body = json.dumps(data, separators=(",", ":")).encode("utf-8")
         return cls(status, [("Content-Type", "application/json")], body)
 
     @classmethod
-    def text(cls, text: str, status: int = 200, content_type: str = "text/plain") -> Response:
+    def text(cls, text: str, status: int = 200, content_type: str = "text/plain") -> ServiceResponse:
         """A text response in UTF-8."""
         return cls(status, [("Content-Type", f"{content_type}; charset=utf-8")], text.encode())
 
@@ -109,28 +109,29 @@ class Response:
         return [value for key, value in self.headers if key.lower() == lower]
 
     def __repr__(self) -> str:
-        return f"Response({self.status}, {len(self.body)} bytes)"
+        return f"ServiceResponse({self.status}, {len(self.body)} bytes)"
 
 
 #: ``service(loaded, request) -> (new_state, response)``
-Service = Callable[[Loaded[T], Request], tuple[T | None, Response]]
+Service = Callable[[Loaded[T], ServiceRequest], tuple[T | None, ServiceResponse]]
 
 
+@checked
 def setup(
-    state: State[T],
+    descriptor: State[T],
     handler: Handler,
     service: Service[T],
     *,
     clock: Clock = time.time,
-) -> Callable[[Request], Response]:
+) -> Callable[[ServiceRequest], ServiceResponse]:
     """Wrap ``service`` so that it gets its loaded state and its new state is saved.
 
     Args:
-        state: the state descriptor.
-        handler: where the state is stored (e.g. :func:`~clientstate.handler.client_stored`).
+        descriptor: the :class:`~clientstate.State` descriptor.
+        handler: where the state is stored (e.g. :func:`~clientstate.client_stored`).
         service: ``service(loaded, request) -> (new_state, response)``.
             ``loaded.state`` is the state or ``None``; ``loaded.error`` the
-            :class:`~clientstate.errors.LoadError` or ``None``. Returning
+            :class:`~clientstate.LoadError` or ``None``. Returning
             ``None`` as the new state deletes the cookie.
         clock: seconds since the epoch (default ``time.time``).
 
@@ -139,20 +140,29 @@ def setup(
         only when the new state differs from the loaded one, when the token
         must be re-issued, or after a load error; never on a 5xx response.
 
-    The returned function raises what ``service`` raises, and
-    :class:`~clientstate.errors.StateEncodeError` or
-    :class:`~clientstate.errors.CookieTooLarge` when the new state cannot be
-    saved.
-    """
-    binding = Binding(state, handler, clock)
+    Raises:
+        ConfigurationError: an unknown argument or one of the wrong kind.
 
-    def handle(request: Request) -> Response:
+    The returned function raises what ``service`` raises;
+    :class:`~clientstate.StateEncodeError` or
+    :class:`~clientstate.CookieTooLarge` when the returned state cannot be
+    saved; :class:`~clientstate.ConfigurationError` when the response sets the
+    handler's own cookie.
+    """
+    binding = Binding(descriptor, handler, clock)
+    check_callable(service, "service", "service(loaded, request) -> (new_state, response)")
+
+    def handle(request: ServiceRequest) -> ServiceResponse:
         slot = binding.begin_cookies(request.cookies)
         new_state, response = service(slot.loaded, request)
-        slot.state = new_state
+        if response.status >= 500:  # a failed request commits nothing
+            set_cookies = binding.abandon(slot)
+        else:
+            if new_state is not slot.state:  # an unchanged object is compared when the response starts
+                slot.state = new_state
+            set_cookies = binding.finish(slot)
         headers = response.headers
-        set_cookies = binding.finish(slot) if response.status < 500 else []  # a failed request commits nothing
-        extra = headers_to_add(headers, set_cookies)
-        return Response(response.status, [*headers, *extra], response.body)
+        extra = headers_to_add(headers, set_cookies, binding)
+        return ServiceResponse(response.status, [*headers, *extra], response.body)
 
     return handle

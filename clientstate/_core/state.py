@@ -19,19 +19,28 @@ then compared by ``==`` with a fresh decoding of the bytes that arrived.
 
 from __future__ import annotations
 
+import builtins
 import re
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar, overload
 
 import msgspec
 
-from clientstate.errors import ConfigurationError, ErrorKind, LoadError, StateEncodeError
+from clientstate._core.config import check_callable, check_int, unknown_arguments
+from clientstate._core.errors import ConfigurationError, ErrorKind, LoadError, StateEncodeError
+from clientstate._core.value import ConfigValue, Immutable
 
 __all__ = ["Migration", "State"]
 
 T = TypeVar("T")
 
 _NAME = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+#: The highest schema version accepted.
+MAX_SCHEMA_VERSION = 2**31 - 1
+
+
+def _type_name(value: object) -> str:
+    return type(value).__name__
 
 
 def _unsupported(type_: Any) -> str | None:
@@ -66,8 +75,8 @@ def _decoder(type_: Any, where: str) -> msgspec.msgpack.Decoder[Any]:
     raise ConfigurationError(f"{where}: type {type_!r} is not supported by msgspec: {problem}")
 
 
-class Migration(Generic[T]):
-    """How values of one older schema version become values of the current one.
+class Migration(ConfigValue, Generic[T], frozen=True):
+    """How values of one older schema version become values of the current one. Frozen.
 
     Args:
         version: the older schema version (an integer below the state's version).
@@ -77,29 +86,32 @@ class Migration(Generic[T]):
 
     A state keeps one migration per older version it still accepts, each going
     straight to the current type; write ``upgrade`` by composing the steps.
+
+    Raises:
+        ConfigurationError: a bad version, a type msgspec cannot decode, or an
+            ``upgrade`` that is not callable.
     """
 
-    __slots__ = ("decoder", "type", "upgrade", "version")
+    version: int
+    type: Any
+    upgrade: Callable[[Any], T]
 
-    def __init__(self, version: int, type: Any, upgrade: Callable[[Any], T]) -> None:
-        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
-            raise ConfigurationError(f"migration version must be an integer >= 0, got {version!r}")
-        self.version = version
-        self.type = type
-        self.upgrade = upgrade
-        self.decoder: msgspec.msgpack.Decoder[Any] = _decoder(type, f"migration from version {version}")
+    def __post_init__(self) -> None:
+        check_int(self.version, "migration version", 0, MAX_SCHEMA_VERSION)
+        check_callable(self.upgrade, "migration upgrade", "upgrade(old_value) -> current_value")
+        _decoder(self.type, f"migration from version {self.version}")
 
     def __repr__(self) -> str:
         return f"Migration(version={self.version}, type={self.type!r})"
 
 
-class State(Generic[T]):
-    """A descriptor of one kind of client state.
+class State(Immutable, Generic[T]):
+    """A descriptor of one kind of state: its name, type, schema version and migrations.
 
     Args:
         name: a stable identifier, 1–128 characters of ``A–Z a–z 0–9 _ . : -``.
             It is bound into every token, so a token for one state never loads
-            as another.
+            as another, and it names the slot (``environ["clientstate.<name>"]``).
         type: the value type: a ``msgspec.Struct``, or any type msgspec can
             encode and decode strictly (``dict[str, int]``, ``list[Item]``,
             ``Literal``, ``Annotated[int, msgspec.Meta(ge=0)]``, ...).
@@ -109,18 +121,32 @@ class State(Generic[T]):
             older version with no migration fails to authenticate.
 
     Raises:
-        ConfigurationError: a bad name or version, a type msgspec cannot
-            handle, a migration for a version that is not older than
+        ConfigurationError: an unknown argument, a bad name or version, a type
+            msgspec cannot handle, something other than a :class:`Migration`
+            in ``migrations``, a migration for a version that is not older than
             ``version``, or two migrations for one version.
+
+    Immutable after construction. Two descriptors are the same state only if
+    they are the same object: ``get_slot`` refuses a look-up with another
+    descriptor of the same name.
     """
 
-    __slots__ = ("_decoder", "_encoder", "_unordered", "migrations", "name", "type", "version")
+    __slots__ = ("_decoder", "_decoders", "_encoder", "_unordered", "migrations", "name", "type", "version")
+
+    name: str
+    type: Any
+    version: int
+    migrations: tuple[Migration[T], ...]
+    _decoder: msgspec.msgpack.Decoder[T]
+    _decoders: dict[int, msgspec.msgpack.Decoder[Any]]
+    _encoder: msgspec.msgpack.Encoder
+    _unordered: msgspec.msgpack.Encoder
 
     @overload
     def __init__(
         self,
         name: str,
-        type: type[T],
+        type: builtins.type[T],
         *,
         version: int = 1,
         migrations: Iterable[Migration[T]] = (),
@@ -143,35 +169,41 @@ class State(Generic[T]):
         *,
         version: int = 1,
         migrations: Iterable[Migration[T]] = (),
+        **unknown: object,
     ) -> None:
+        if unknown:
+            raise unknown_arguments("State", list(unknown), ["name", "type", "version", "migrations"])
         if not isinstance(name, str) or not _NAME.fullmatch(name):
-            raise ConfigurationError(
-                f"state name must be 1-128 characters of A-Z a-z 0-9 _ . : -, got {name!r}"
-            )
-        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
-            raise ConfigurationError(f"schema version must be an integer >= 0, got {version!r}")
-        self.name = name
-        self.type = type
-        self.version = version
+            raise ConfigurationError(f"state name must be 1-128 characters of A-Z a-z 0-9 _ . : -, got {name!r}")
+        check_int(version, f"state {name!r}: schema version", 0, MAX_SCHEMA_VERSION)
+        if isinstance(migrations, str | bytes) or not isinstance(migrations, Iterable):
+            raise ConfigurationError(f"state {name!r}: migrations must be an iterable of Migration")
         by_version: dict[int, Migration[T]] = {}
         for migration in migrations:
+            if not isinstance(migration, Migration):
+                raise ConfigurationError(
+                    f"state {name!r}: migrations must hold Migration objects, got {_type_name(migration)}"
+                )
             if migration.version >= version:
                 raise ConfigurationError(
                     f"state {name!r}: migration from version {migration.version} is not older "
                     f"than the current version {version}"
                 )
             if migration.version in by_version:
-                raise ConfigurationError(
-                    f"state {name!r}: two migrations from version {migration.version}"
-                )
+                raise ConfigurationError(f"state {name!r}: two migrations from version {migration.version}")
             by_version[migration.version] = migration
-        # Newest first: the order older versions are tried in.
-        self.migrations: tuple[Migration[T], ...] = tuple(
-            by_version[v] for v in sorted(by_version, reverse=True)
+        decoder: msgspec.msgpack.Decoder[T] = _decoder(type, f"state {name!r}")
+        self._set(
+            name=name,
+            type=type,
+            version=version,
+            # Newest first: the order older versions are tried in.
+            migrations=tuple(by_version[v] for v in sorted(by_version, reverse=True)),
+            _decoder=decoder,
+            _decoders={v: _decoder(m.type, f"migration from version {v}") for v, m in by_version.items()},
+            _encoder=msgspec.msgpack.Encoder(order="deterministic"),
+            _unordered=msgspec.msgpack.Encoder(),
         )
-        self._decoder: msgspec.msgpack.Decoder[T] = _decoder(type, f"state {name!r}")
-        self._encoder = msgspec.msgpack.Encoder(order="deterministic")
-        self._unordered = msgspec.msgpack.Encoder()
 
     @property
     def versions(self) -> tuple[int, ...]:
@@ -214,13 +246,16 @@ class State(Generic[T]):
         except (msgspec.DecodeError, TypeError, ValueError, ArithmeticError) as exc:
             raise StateEncodeError(self.name, str(exc)) from None
 
-    def changed(self, loaded_payload: bytes | None, value: T) -> bytes | None:
+    def changed(self, loaded_payload: bytes | None, value: T, checked: bytes | None = None) -> bytes | None:
         """The encoding of ``value`` if it differs from the state encoded as ``loaded_payload``, else ``None``.
 
         Args:
             loaded_payload: the payload that arrived (canonical, current
                 version), or ``None`` if no state loaded.
             value: the state the application returns.
+            checked: an encoding already checked by :meth:`encode` (the one
+                made when the value was assigned); if ``value`` still encodes
+                to it, it is not decoded again.
 
         Raises:
             StateEncodeError: ``value`` is not a valid value of the type.
@@ -238,7 +273,8 @@ class State(Generic[T]):
                 self._unordered.encode(before) == payload or before == value
             ):
                 return None
-        self._check(payload)
+        if payload != checked:
+            self._check(payload)
         return payload
 
     def decode(self, payload: bytes, version: int | None = None) -> T | LoadError:
@@ -263,7 +299,7 @@ class State(Generic[T]):
 
     def _migrate(self, migration: Migration[T], payload: bytes) -> T | LoadError:
         try:
-            old = migration.decoder.decode(payload)
+            old = self._decoders[migration.version].decode(payload)
         except (msgspec.DecodeError, ValueError, TypeError, ArithmeticError) as exc:
             return LoadError(
                 ErrorKind.STATE_DECODE, f"as schema version {migration.version}: {exc}"

@@ -1,7 +1,7 @@
 """Splitting one token across numbered cookies, for states too large for one cookie.
 
 Opt-in (``client_stored(..., chunked=True)``): by default a state that does not
-fit in one cookie raises :class:`~clientstate.errors.CookieTooLarge`.
+fit in one cookie raises :class:`~clientstate._core.errors.CookieTooLarge`.
 
 Layout, for a cookie named ``N`` and a token ``T`` split into ``n`` parts
 ``T = P0 ‖ P1 ‖ … ‖ P(n-1)``:
@@ -30,8 +30,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from clientstate.cookies import MAX_COOKIE_BYTES, RequestCookies
-from clientstate.errors import AMBIGUOUS_COOKIE, CookieTooLarge, ErrorKind, LoadError
+from clientstate._core.cookies import MAX_COOKIE_BYTES, RequestCookies
+from clientstate._core.errors import AMBIGUOUS_COOKIE, CookieTooLarge, ErrorKind, LoadError
 
 __all__ = ["chunk_name", "chunk_size", "join_chunks", "split_token"]
 

@@ -9,14 +9,18 @@ Two families:
   :class:`ErrorKind`. ``setup()`` hands it to the application next to the
   state (which is then ``None``); it never becomes a 500.
 * :class:`ClientStateError` and its subclasses are *exceptions* for developer
-  mistakes that must not pass silently: a bad configuration at start-up, a key
-  in the wrong text form, a state too large to fit in a cookie at save time.
+  mistakes that must not pass silently: a bad configuration, a key in the
+  wrong text form, a state that does not encode or does not fit in a cookie,
+  a state assigned after the response's headers were sent. Each is raised at
+  the line that caused it.
 """
 
 from __future__ import annotations
 
 import enum
 from typing import Final
+
+from clientstate._core.value import Value
 
 __all__ = [
     "ClientStateError",
@@ -26,11 +30,12 @@ __all__ = [
     "KeyFormatError",
     "LoadError",
     "StateEncodeError",
+    "StateNotWritable",
 ]
 
 
 class ErrorKind(enum.StrEnum):
-    """Every way loading client state can fail. The values are stable API.
+    """Every way loading state can fail. The values are stable API.
 
     Members compare equal to their string value, so
     ``error.kind == "expired"`` works as well as
@@ -53,10 +58,10 @@ class ErrorKind(enum.StrEnum):
     #: The HMAC or AEAD check failed: tampered, forged, issued under another
     #: cookie name, state name or schema version, or by another keyring.
     AUTHENTICATION_FAILED = "authentication_failed"
-    #: The token's expires-at instant has passed.
+    #: The token's lifetime is over: past the expires-at written into it, or
+    #: past issued-at plus the handler's current ``expires_in``, whichever is
+    #: earlier.
     EXPIRED = "expired"
-    #: The token is older than the handler's ``max_age`` (measured from issued-at).
-    TOO_OLD = "too_old"
     #: The token's issued-at is later than now plus the allowed clock skew.
     ISSUED_IN_FUTURE = "issued_in_future"
     #: The authenticated payload does not decode into the state's type (wrong
@@ -72,40 +77,23 @@ class ErrorKind(enum.StrEnum):
     REJECTED = "rejected"
 
 
-class LoadError:
-    """Why a cookie did not load: a value handed to the application.
+class LoadError(Value, frozen=True):
+    """Why state did not load: a value handed to the application, never raised.
 
     Attributes:
         kind: one of :class:`ErrorKind` (a ``str`` subclass, stable snake_case).
         detail: a short English explanation for logs. It never contains key
             material or the cookie value.
 
-    Instances compare equal when their ``kind`` and ``detail`` are equal, and
-    are immutable.
+    Frozen; instances compare equal when ``kind`` and ``detail`` are equal.
     """
 
-    __slots__ = ("detail", "kind")
-
     kind: ErrorKind
-    detail: str
+    detail: str = ""
 
-    def __init__(self, kind: ErrorKind, detail: str = "") -> None:
-        object.__setattr__(self, "kind", ErrorKind(kind))
-        object.__setattr__(self, "detail", detail)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError("LoadError is immutable")
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, LoadError):
-            return NotImplemented
-        return self.kind == other.kind and self.detail == other.detail
-
-    def __hash__(self) -> int:
-        return hash((self.kind, self.detail))
-
-    def __repr__(self) -> str:
-        return f"LoadError({self.kind.value!r}, {self.detail!r})"
+    def __post_init__(self) -> None:
+        if type(self.kind) is not ErrorKind:
+            Value.force(self, "kind", ErrorKind(self.kind))
 
     def __str__(self) -> str:
         return f"{self.kind.value}: {self.detail}" if self.detail else self.kind.value
@@ -128,21 +116,31 @@ class ClientStateError(Exception):
 
 
 class ConfigurationError(ClientStateError, ValueError):
-    """A handler, key, cookie attribute or state descriptor is configured wrongly.
+    """clientstate is configured or called wrongly.
 
-    Raised when the object is built (at start-up), never while serving a request.
+    Raised at start-up where the mistake can be known then (a bad argument, an
+    unknown keyword, a cookie attribute that breaks a prefix rule, two setup()
+    layers sharing a state name or a cookie name when one wraps the other
+    directly), and otherwise on the first request that shows it (two layers
+    meeting in one request, an application ``Set-Cookie`` for a handler's own
+    cookie, ``get_slot`` asked for a state no middleware serves). The message
+    says what is wrong and how to fix it.
     """
 
 
 class KeyFormatError(ConfigurationError):
-    """A key or keyring in text form (``CLIENTSTATE_KEYS``) could not be read."""
+    """A key or keyring is invalid: bad text form, too short, or a well-known or degenerate secret."""
 
 
 class StateEncodeError(ClientStateError, TypeError):
-    """A state value given to ``save`` cannot be encoded as the state's type.
+    """A state value cannot be encoded as the state's type.
+
+    Raised by the assignment ``slot.state = value`` (so the traceback points at
+    the application's line), or by ``setup()`` when a value changed in place
+    after its assignment no longer encodes.
 
     Attributes:
-        state_name: the :class:`~clientstate.state.State` name.
+        state_name: the :class:`~clientstate.State` name.
     """
 
     def __init__(self, state_name: str, reason: str) -> None:
@@ -150,12 +148,30 @@ class StateEncodeError(ClientStateError, TypeError):
         super().__init__(f"state {state_name!r} cannot be encoded: {reason}")
 
 
+class StateNotWritable(ClientStateError):
+    """``slot.state`` was assigned when the change can no longer reach the client.
+
+    After the response's headers have been sent (WSGI ``start_response``
+    called, ASGI ``http.response.start`` sent, the service returned) the
+    ``Set-Cookie`` lines are already decided, and on a WebSocket connection the
+    state is read-only. Assign ``slot.state`` before starting the response.
+
+    Attributes:
+        state_name: the :class:`~clientstate.State` name.
+    """
+
+    def __init__(self, state_name: str, reason: str) -> None:
+        self.state_name = state_name
+        super().__init__(f"slot.state for state {state_name!r} was assigned too late: {reason}")
+
+
 class CookieTooLarge(ClientStateError):
-    """Saving would emit a cookie whose name plus value exceeds the limit.
+    """A state's cookie would exceed the size browsers store.
 
     Browsers silently ignore a cookie whose name plus value is longer than
     4096 bytes (RFC 6265bis §5.7, "Storage Model" limits), so clientstate
-    never emits one.
+    never emits one. Raised by the assignment ``slot.state = value`` when the
+    new state cannot fit, or when a handler is asked to write such a cookie.
 
     Attributes:
         cookie_name: the cookie's name.

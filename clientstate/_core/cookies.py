@@ -35,15 +35,18 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Final, Literal
 
-from clientstate.errors import ConfigurationError, CookieTooLarge
+from clientstate._core.errors import ConfigurationError, CookieTooLarge
+from clientstate._core.value import ConfigValue, Immutable
 
 __all__ = [
     "MAX_COOKIE_BYTES",
     "MAX_MAX_AGE",
     "CookieAttributes",
+    "CookieWriter",
     "RequestCookies",
     "check_cookie_size",
     "parse_cookie_header",
+    "set_cookie_name",
     "validate_cookie_name",
 ]
 
@@ -79,93 +82,66 @@ def validate_cookie_name(name: str) -> str:
     return name
 
 
-class CookieAttributes:
-    """The attributes of a ``Set-Cookie`` line (RFC 6265 §4.1.2, RFC 6265bis §5.6).
+class CookieAttributes(ConfigValue, kw_only=True, frozen=True):
+    """The attributes of a ``Set-Cookie`` line (RFC 6265 §4.1.2, RFC 6265bis §5.6). Frozen.
 
-    Args:
+    Args (keywords only):
         path: ``Path`` (default ``"/"``, the whole site); must start with ``/``.
         domain: ``Domain``, or ``None`` (default) for a host-only cookie.
         secure: ``Secure`` (default ``True``): only sent over HTTPS.
         http_only: ``HttpOnly`` (default ``True``): hidden from JavaScript.
         same_site: ``"Strict"``, ``"Lax"`` (default), ``"None"``, or ``None``
             to omit the attribute.
-        max_age: ``Max-Age`` in seconds (0 to 400 days), or ``None`` (default)
-            for a cookie that ends with the browser session.
+        max_age: the cookie's ``Max-Age`` in seconds, 1 to 400 days (the cap
+            browsers apply), or ``None`` (default): how long the *browser*
+            keeps the cookie. A handler never sends a ``Max-Age`` longer than
+            the token's remaining lifetime; with neither, the cookie ends with
+            the browser session. 0 is refused: it would make every save a deletion.
 
     Raises:
-        ConfigurationError: an invalid value (``secure`` and ``http_only``
-            must be ``bool``), ``SameSite=None`` without ``Secure``, or a
-            ``Max-Age`` outside 0 to 400 days. Prefix rules are checked with
-            :meth:`check_name`.
-
-    Instances are immutable.
+        ConfigurationError: an unknown or misspelled argument, an invalid
+            value (``secure`` and ``http_only`` must be ``bool``),
+            ``SameSite=None`` without ``Secure``, or a ``Max-Age`` outside
+            1 s to 400 days. Prefix rules are checked with :meth:`check_name`.
     """
 
-    __slots__ = ("_rest", "_suffix", "domain", "http_only", "max_age", "path", "same_site", "secure")
+    path: str = "/"
+    domain: str | None = None
+    secure: bool = True
+    http_only: bool = True
+    same_site: SameSite | None = "Lax"
+    max_age: int | None = None
 
-    path: str
-    domain: str | None
-    secure: bool
-    http_only: bool
-    same_site: SameSite | None
-    max_age: int | None
-    _rest: str
-    _suffix: str
-
-    def __init__(
-        self,
-        *,
-        path: str = "/",
-        domain: str | None = None,
-        secure: bool = True,
-        http_only: bool = True,
-        same_site: SameSite | None = "Lax",
-        max_age: int | None = None,
-    ) -> None:
+    def __post_init__(self) -> None:
+        path, domain, same_site = self.path, self.domain, self.same_site
         if not isinstance(path, str) or not path.startswith("/") or not _AV.fullmatch(path):
             raise ConfigurationError(
-                f"cookie Path must start with '/' and hold no ';' or control characters, "
-                f"got {path!r}"
+                f"cookie Path must start with '/' and hold no ';' or control characters, got {path!r}"
             )
         if domain is not None and (
             not isinstance(domain, str) or not domain or not _AV.fullmatch(domain) or " " in domain
         ):
             raise ConfigurationError(f"cookie Domain {domain!r} is not a valid domain")
         if same_site not in ("Strict", "Lax", "None", None):
-            raise ConfigurationError(
-                f"SameSite must be 'Strict', 'Lax', 'None' or None, got {same_site!r}"
-            )
-        if same_site == "None" and not secure:
-            raise ConfigurationError(
-                "SameSite=None requires Secure: browsers reject such cookies "
-                "(RFC 6265bis §5.6.7)"
-            )
-        for label, flag in (("secure", secure), ("http_only", http_only)):
+            raise ConfigurationError(f"SameSite must be 'Strict', 'Lax', 'None' or None, got {same_site!r}")
+        for label, flag in (("secure", self.secure), ("http_only", self.http_only)):
             if not isinstance(flag, bool):
                 raise ConfigurationError(f"{label} must be True or False, got {flag!r}")
+        if same_site == "None" and not self.secure:
+            raise ConfigurationError(
+                "SameSite=None requires Secure: browsers reject such cookies (RFC 6265bis §5.6.7)"
+            )
+        max_age = self.max_age
         if max_age is not None and (
-            isinstance(max_age, bool) or not isinstance(max_age, int)
-            or not 0 <= max_age <= MAX_MAX_AGE
+            isinstance(max_age, bool) or not isinstance(max_age, int) or not 1 <= max_age <= MAX_MAX_AGE
         ):
             raise ConfigurationError(
-                f"Max-Age must be an integer number of seconds from 0 to {MAX_MAX_AGE} "
-                f"(400 days, the cap browsers apply), got {max_age!r}"
+                f"cookie Max-Age must be a whole number of seconds from 1 to {MAX_MAX_AGE} (400 days, the cap "
+                f"browsers apply), got {max_age!r}; 0 would turn every save into a deletion"
             )
-        init = object.__setattr__
-        init(self, "path", path)
-        init(self, "domain", domain)
-        init(self, "secure", secure)
-        init(self, "http_only", http_only)
-        init(self, "same_site", same_site)
-        init(self, "max_age", max_age)
-        # Everything but Max-Age, which may vary per cookie.
-        init(self, "_rest", self._render())
-        init(self, "_suffix", self._rest if max_age is None else f"; Max-Age={max_age}{self._rest}")
 
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError("CookieAttributes is immutable: build a new one")
-
-    def _render(self) -> str:
+    def rest(self) -> str:
+        """Every attribute but ``Max-Age``, rendered as ``"; Path=/; Secure; ..."``."""
         parts = [f"; Path={self.path}"]
         if self.domain is not None:
             parts.append(f"; Domain={self.domain}")
@@ -199,34 +175,57 @@ class CookieAttributes:
             if self.domain is not None:
                 raise ConfigurationError(f"cookie {name!r}: the __Host- prefix forbids Domain")
 
-    def set_cookie(self, name: str, value: str, max_age: int | None = None) -> str:
+    def __repr__(self) -> str:
+        shown = self.rest()[2:] if self.max_age is None else f"Max-Age={self.max_age}{self.rest()}"
+        return f"CookieAttributes({shown!r})"
+
+
+class CookieWriter(Immutable):
+    """Renders ``Set-Cookie`` lines for one set of :class:`CookieAttributes`, attributes pre-rendered.
+
+    Args:
+        attributes: the attributes every line carries.
+    """
+
+    __slots__ = ("_rest", "_suffix", "attributes")
+
+    _rest: str
+    _suffix: str
+    attributes: CookieAttributes
+
+    def __init__(self, attributes: CookieAttributes) -> None:
+        rest = attributes.rest()
+        suffix = rest if attributes.max_age is None else f"; Max-Age={attributes.max_age}{rest}"
+        self._set(attributes=attributes, _rest=rest, _suffix=suffix)
+
+    def set_cookie(self, name: str, value: str, lifetime: int | None = None) -> str:
         """The ``Set-Cookie`` field value that stores ``name=value``.
 
         Args:
-            name: the cookie name (already validated by :meth:`check_name`).
+            name: the cookie name (already validated by :meth:`CookieAttributes.check_name`).
             value: the cookie value, cookie-octets only (RFC 6265 §4.1.1).
-            max_age: ``Max-Age`` in seconds for this cookie, overriding the
-                attributes' own; ``None`` keeps the attributes' ``max_age``.
+            lifetime: seconds the value stays valid on the server, or ``None``
+                (no limit); ``Max-Age`` is the shorter of this and the
+                attributes' own ``max_age``.
 
         Raises:
             CookieTooLarge: name plus value exceeds 4096 bytes.
         """
         check_cookie_size(name, value)
-        if max_age is None:
+        if lifetime is None:
             return f"{name}={value}{self._suffix}"
-        return f"{name}={value}; Max-Age={max_age}{self._rest}"
+        attribute_max_age = self.attributes.max_age
+        if attribute_max_age is not None and attribute_max_age <= lifetime:
+            return f"{name}={value}{self._suffix}"
+        return f"{name}={value}; Max-Age={min(MAX_MAX_AGE, max(1, lifetime))}{self._rest}"
 
     def delete_cookie(self, name: str) -> str:
         """The ``Set-Cookie`` value deleting ``name``: same Path and Domain, ``Max-Age=0``."""
         return f"{name}=; Max-Age=0{self._rest}"
 
-    def __repr__(self) -> str:
-        return f"CookieAttributes({self._suffix[2:]!r})"
-
-
 
 def check_cookie_size(name: str, value: str) -> None:
-    """Raise :class:`~clientstate.errors.CookieTooLarge` if ``name`` plus ``value`` exceeds 4096 bytes."""
+    """Raise :class:`~clientstate._core.errors.CookieTooLarge` if ``name`` plus ``value`` exceeds 4096 bytes."""
     size = len(name.encode("utf-8")) + len(value.encode("utf-8"))
     if size > MAX_COOKIE_BYTES:
         raise CookieTooLarge(name, size, MAX_COOKIE_BYTES)
@@ -319,3 +318,9 @@ class RequestCookies:
 
     def __repr__(self) -> str:
         return f"RequestCookies({self._headers!r})"
+
+
+def set_cookie_name(line: str) -> str:
+    """The cookie name a ``Set-Cookie`` field value sets (RFC 6265 §5.2: up to the first ``=``, trimmed)."""
+    pair = line.split(";", 1)[0]
+    return pair.partition("=")[0].strip(" \t")

@@ -28,7 +28,7 @@ Both modes::
 the associated data is unambiguous, so a token moved to another cookie name,
 state name or schema version fails authentication. The schema version is
 written as decimal ASCII. ``K_hmac`` and ``K_aead`` are the key's HKDF subkeys
-for the purposes ``hmac`` and ``aead`` (see :mod:`clientstate.keys`).
+for the purposes ``hmac`` and ``aead`` (see :mod:`clientstate._core.keys`).
 
 Encryption: each :class:`TokenCodec` (one per handler and state, in each
 process; a forked child draws anew) draws a random 8-byte key salt, derives
@@ -55,7 +55,7 @@ Reading a token, in order, stopping at the first failure:
    bad content).
 
 Time limits and decoding the payload into the state's type are the handler's
-work (:mod:`clientstate.handler`).
+work (:mod:`clientstate._handlers.client_stored`).
 
 Fixed overhead: authenticated 43 bytes (51 with expires-at), encrypted 47
 bytes (55 with expires-at), before base64url's 4/3 expansion.
@@ -70,15 +70,15 @@ import struct
 import threading
 import weakref
 from collections.abc import Sequence
-from typing import Final, NamedTuple
+from typing import Final
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
-from clientstate.base64url import b64url_decode, b64url_encode
-from clientstate.errors import (
+from clientstate._core.base64url import b64url_decode, b64url_encode
+from clientstate._core.errors import (
     AUTH_FAILED,
     MALFORMED_BASE64,
     MALFORMED_EMPTY,
@@ -86,19 +86,20 @@ from clientstate.errors import (
     ErrorKind,
     LoadError,
 )
-from clientstate.keys import Keyring
+from clientstate._core.keys import Keyring
+from clientstate._core.value import Value
 
 __all__ = [
     "AUTHENTICATED_OVERHEAD",
     "ENCRYPTED_OVERHEAD",
+    "EXPIRES_AT_BYTES",
     "Mode",
     "Opened",
     "Peeked",
     "TokenCodec",
     "associated_data",
-    "b64url_decode",
-    "b64url_encode",
     "peek",
+    "token_length",
 ]
 
 _DOMAIN: Final = b"clientstate/v1"
@@ -133,6 +134,9 @@ _DECRYPT_CACHE: Final = 256
 AUTHENTICATED_OVERHEAD: Final = _A_HEADER + _INNER_MIN + _HMAC_TAG
 #: Fixed bytes an encrypted token adds to the payload (without expires-at).
 ENCRYPTED_OVERHEAD: Final = _E_HEADER + _INNER_MIN + _GCM_TAG
+#: Bytes an expires-at adds to a token.
+EXPIRES_AT_BYTES: Final = 8
+
 
 def associated_data(cookie_name: str, state_name: str, schema_version: int) -> bytes:
     """The associated data binding a token to its cookie, state and schema version.
@@ -155,8 +159,8 @@ def associated_data(cookie_name: str, state_name: str, schema_version: int) -> b
     return b"".join(out)
 
 
-class Opened(NamedTuple):
-    """A token that authenticated.
+class Opened(Value, frozen=True):
+    """A token that authenticated. Frozen.
 
     Attributes:
         payload: the state's MessagePack bytes (not yet decoded).
@@ -173,8 +177,8 @@ class Opened(NamedTuple):
     schema_version: int
 
 
-class Peeked(NamedTuple):
-    """What a token shows without any key (see :func:`peek`).
+class Peeked(Value, frozen=True):
+    """What a token shows without any key (see :func:`peek`). Frozen.
 
     Attributes:
         mode: the token's mode, from its version byte.
@@ -487,3 +491,10 @@ class TokenCodec:
                     self._openers[cache_key] = aead
             return inner, index
         return b"", -1
+
+
+def token_length(mode: Mode, payload_size: int, expires: bool) -> int:
+    """Characters of the token for a payload of ``payload_size`` bytes (with an expires-at if ``expires``)."""
+    overhead = AUTHENTICATED_OVERHEAD if mode is Mode.AUTHENTICATED else ENCRYPTED_OVERHEAD
+    size = overhead + payload_size + (EXPIRES_AT_BYTES if expires else 0)
+    return (4 * size + 2) // 3  # unpadded base64url

@@ -1,0 +1,226 @@
+"""The core of ``setup()``: load, let the application run, compare, save. No I/O.
+
+A :class:`Binding` ties a :class:`~clientstate.State` descriptor to a
+:class:`~clientstate.Handler` and a clock. For each request an adapter (WSGI,
+ASGI, or the plain service form) calls :meth:`Binding.begin` with the
+request's ``Cookie`` field values, puts the resulting
+:class:`~clientstate.StateSlot` where the application finds it
+(:meth:`Binding.attach`), and when the application starts its response calls
+:meth:`Binding.finish` to learn which ``Set-Cookie`` values to add (or
+:meth:`Binding.abandon` for a failed request). Either one closes the slot:
+a later assignment raises :class:`~clientstate.StateNotWritable`.
+
+The save rule (from the seed design, made precise):
+
+* after a load error: the new state is saved, which replaces the invalid
+  cookie, or deletes it when the new state is ``None``; except that with an
+  ``ambiguous`` error and no new state nothing is written, because a deletion
+  could only remove one of several same-named cookies, and the survivor (which
+  may be an attacker's) would then load;
+* new state ``None``: the cookie is deleted if a state had loaded;
+* otherwise the new state is encoded and compared with the canonical bytes of
+  the loaded state; the cookie is written only if they differ.
+* A write the application did not ask for — the loaded token is re-issued
+  because it was verified with an older key, written at an older schema
+  version, or is due for refresh — carries the loaded state unchanged, and
+  is skipped when the request took longer than :data:`REISSUE_WINDOW`
+  seconds, or when the re-issued token would no longer fit in a cookie (the
+  cookie the client holds still loads). See "logout races" in the README's
+  security model for what this narrows and what remains.
+
+Failed requests: adapters call :meth:`Binding.abandon` for responses with a
+5xx status (and, in WSGI, when ``start_response`` gets ``exc_info``): a
+request that failed commits no state change.
+
+Collisions: two bindings that meet in one request (nested middleware) must
+serve different state names and different cookie names; :meth:`attach` raises
+:class:`~clientstate.ConfigurationError` otherwise, and :meth:`check_nested`
+does the same at start-up for middleware wrapped directly around another.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, MutableMapping, Sequence
+from typing import Any, Final, Generic, TypeVar
+
+from clientstate._core.config import check_callable, check_type
+from clientstate._core.cookies import RequestCookies
+from clientstate._core.errors import ConfigurationError, CookieTooLarge, ErrorKind
+from clientstate._core.handler import Handler, Loaded
+from clientstate._core.slot import StateSlot, slot_key
+from clientstate._core.state import State
+from clientstate._core.value import Immutable
+
+__all__ = ["REISSUE_WINDOW", "Binding", "Clock"]
+
+T = TypeVar("T")
+
+#: A clock: returns seconds since the Unix epoch (like ``time.time``).
+Clock = Callable[[], float]
+
+#: Seconds a request may run and still re-issue a token the application did
+#: not change (key rotation, migration, refresh). A slower request leaves the
+#: re-issue to a later one, so it cannot re-set a state that a logout in the
+#: meantime deleted.
+REISSUE_WINDOW: Final = 1.0
+
+# Where the bindings serving one request are listed (a tuple), in the environ or scope.
+_BINDINGS: Final = "clientstate.bindings"
+
+_AFTER_HEADERS: Final = (
+    "the response's headers were already sent (WSGI start_response called, ASGI "
+    "http.response.start sent, or the service returned), so the new Set-Cookie could not reach "
+    "the client; assign slot.state before starting the response"
+)
+_FAILED: Final = (
+    "the request failed (a 5xx response or an error page), and a failed request commits no "
+    "state change"
+)
+
+
+class Binding(Immutable, Generic[T]):
+    """A state descriptor bound to a handler and a clock: the sans-I/O core of setup().
+
+    Args:
+        descriptor: the :class:`~clientstate.State` descriptor.
+        handler: the :class:`~clientstate.Handler` that stores it.
+        clock: returns seconds since the Unix epoch (default ``time.time``);
+            tests inject a frozen one.
+
+    Raises:
+        ConfigurationError: an argument of the wrong kind, or ``handler``
+            cannot serve ``descriptor`` (for ``client_stored``: it already
+            serves a state of another name).
+    """
+
+    __slots__ = ("clock", "descriptor", "handler", "key")
+
+    descriptor: State[T]
+    handler: Handler
+    clock: Clock
+    key: str
+
+    def __init__(self, descriptor: State[T], handler: Handler, clock: Clock = time.time) -> None:
+        check_type(descriptor, State, "the state descriptor", "build one with clientstate.State(name, type)")
+        check_type(handler, Handler, "the handler", "build one with client_stored(...)")
+        check_callable(clock, "clock", "clock() -> seconds since the epoch")
+        handler.prepare(descriptor)
+        self._set(descriptor=descriptor, handler=handler, clock=clock, key=slot_key(descriptor))
+
+    def begin(self, cookie_headers: Sequence[str]) -> StateSlot[T]:
+        """Load the state from a request's ``Cookie`` field values. Never raises for request input."""
+        now = self.clock()
+        if not cookie_headers:
+            return StateSlot(self, Loaded.absent(), now)
+        return StateSlot(self, self.handler.load(self.descriptor, RequestCookies(cookie_headers), now), now)
+
+    def begin_cookies(self, cookies: RequestCookies) -> StateSlot[T]:
+        """Like :meth:`begin`, from already-parsed cookies."""
+        now = self.clock()
+        return StateSlot(self, self.handler.load(self.descriptor, cookies, now), now)
+
+    def attach(self, mapping: MutableMapping[str, Any], slot: StateSlot[T]) -> None:
+        """Put ``slot`` in a request's environ or scope, refusing a collision with another binding.
+
+        Raises:
+            ConfigurationError: another binding in this request serves a
+                state of the same name, or a cookie name one of the two
+                handlers claims.
+        """
+        others = mapping.get(_BINDINGS)
+        if others:
+            for other in others:
+                if other is not self:
+                    self.check_apart(other)
+            mapping[_BINDINGS] = (*others, self)
+        else:
+            mapping[_BINDINGS] = (self,)
+        mapping[self.key] = slot
+
+    def check_apart(self, other: Binding[Any]) -> None:
+        """Raise :class:`~clientstate.ConfigurationError` if ``other`` shares a state or cookie name with this one."""
+        if other.descriptor.name == self.descriptor.name:
+            raise ConfigurationError(
+                f"two clientstate layers serve a state named {self.descriptor.name!r}; each would overwrite "
+                f"the other's slot. Give each State its own name"
+            )
+        mine, theirs = self.handler.name, other.handler.name
+        if self.handler.claims(theirs) or other.handler.claims(mine):
+            raise ConfigurationError(
+                f"the handlers of states {self.descriptor.name!r} and {other.descriptor.name!r} use the same "
+                f"cookie ({mine!r} and {theirs!r}): each would overwrite the other's cookie and log users "
+                f"out on every request. Give each handler its own cookie name"
+            )
+
+    def check_nested(self, inner: object) -> None:
+        """At start-up: check every clientstate middleware directly inside ``inner``'s chain.
+
+        Follows ``inner.binding`` / ``inner.app`` through clientstate's own
+        middleware objects (anything else ends the walk: what a framework
+        wraps is checked on the first request instead).
+
+        Raises:
+            ConfigurationError: see :meth:`check_apart`.
+        """
+        seen = 0
+        while isinstance(getattr(inner, "binding", None), Binding) and seen < 1000:
+            self.check_apart(inner.binding)  # type: ignore[attr-defined]
+            inner = getattr(inner, "app", None)
+            seen += 1
+
+    def check_new(self, value: T) -> bytes:
+        """Encode a newly assigned state and check that it can be saved; returns the encoding.
+
+        Raises:
+            StateEncodeError: ``value`` does not encode as the state's type.
+            CookieTooLarge: it cannot fit in the handler's cookie(s).
+        """
+        payload = self.descriptor.encode(value)
+        self.handler.check_size(self.descriptor, payload)
+        return payload
+
+    def finish(self, slot: StateSlot[T]) -> list[str]:
+        """Close ``slot`` and return the ``Set-Cookie`` values the response must carry (often none).
+
+        Raises:
+            StateEncodeError: the state, changed in place after its assignment,
+                no longer encodes.
+            CookieTooLarge: the state, changed in place, no longer fits.
+        """
+        slot.close(_AFTER_HEADERS)
+        descriptor, handler = self.descriptor, self.handler
+        loaded = slot.loaded
+        new = slot._state
+        error = loaded.error
+        if error is not None:
+            if new is None:
+                if error.kind is ErrorKind.AMBIGUOUS:
+                    return []
+                return handler.save(descriptor, loaded, None, slot.now)
+            payload = descriptor.changed(None, new, slot._payload)
+            assert payload is not None
+            return handler.save(descriptor, loaded, payload, slot.now)
+        if new is None:
+            if loaded.state is None:
+                return []
+            return handler.save(descriptor, loaded, None, slot.now)
+        payload = descriptor.changed(loaded.payload, new, slot._payload)
+        if payload is None:
+            if not loaded.reissue or not self.clock() - slot.now <= REISSUE_WINDOW:
+                return []
+            # Our own decision (older key or schema, refresh): if the re-issued
+            # token no longer fits, keep the cookie that still loads.
+            try:
+                return handler.save(descriptor, loaded, loaded.payload, slot.now)
+            except CookieTooLarge:
+                return []
+        return handler.save(descriptor, loaded, payload, slot.now)
+
+    def abandon(self, slot: StateSlot[T]) -> list[str]:
+        """Close ``slot`` for a failed request: nothing is saved. Returns ``[]``."""
+        slot.close(_FAILED)
+        return []
+
+    def __repr__(self) -> str:
+        return f"Binding({self.descriptor!r}, {self.handler!r})"

@@ -1,0 +1,121 @@
+"""Checks of configuration arguments: one function per kind of check.
+
+Every public constructor and ``setup()`` form validates its arguments with
+these, so a bad value is a :class:`~clientstate.ConfigurationError` with a
+message naming the argument, the accepted range and the value given, raised at
+the caller's line — never a bare ``TypeError`` or ``AttributeError`` later.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, Final, ParamSpec, TypeVar
+
+from clientstate._core.errors import ConfigurationError
+
+__all__ = [
+    "MAX_SECONDS",
+    "check_callable",
+    "check_int",
+    "check_seconds",
+    "check_type",
+    "checked",
+    "signature_error",
+    "unknown_arguments",
+]
+
+#: The longest time setting accepted, in seconds: 2**32 (about 136 years).
+MAX_SECONDS: Final = 2**32
+
+P = ParamSpec("P")
+R = TypeVar("R")
+V = TypeVar("V")
+
+
+def check_int(value: object, label: str, low: int, high: int, unit: str = "") -> int:
+    """``value`` if it is an ``int`` (not ``bool``) from ``low`` to ``high``; else ConfigurationError."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        what = f"an integer number of {unit}" if unit else "an integer"
+        raise ConfigurationError(f"{label} must be {what} from {low} to {high}, got {value!r}")
+    return value
+
+
+def check_seconds(value: object, label: str, low: int = 1, high: int = MAX_SECONDS) -> int:
+    """``value`` if it is a whole number of seconds from ``low`` to ``high``; else ConfigurationError."""
+    return check_int(value, label, low, high, "seconds")
+
+
+def check_type(value: V, expected: type | tuple[type, ...], label: str, hint: str = "") -> V:
+    """``value`` if it is an instance of ``expected``; else ConfigurationError (with ``hint``)."""
+    if not isinstance(value, expected):
+        names = (
+            " or ".join(t.__name__ for t in expected) if isinstance(expected, tuple) else expected.__name__
+        )
+        extra = f"; {hint}" if hint else ""
+        raise ConfigurationError(f"{label} must be a {names}, got {type(value).__name__} {value!r:.60}{extra}")
+    return value
+
+
+def check_callable(value: V, label: str, shape: str) -> V:
+    """``value`` if it is callable; else ConfigurationError describing the expected ``shape``."""
+    if not callable(value):
+        raise ConfigurationError(f"{label} must be a callable {shape}, got {type(value).__name__}")
+    return value
+
+
+def signature_error(
+    target: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> ConfigurationError | None:
+    """A ConfigurationError if ``args``/``kwargs`` do not fit ``target``'s signature, else ``None``.
+
+    Unknown keywords get a "did you mean" suggestion and the list of accepted ones.
+    """
+    try:
+        spec = inspect.signature(target)
+    except (TypeError, ValueError):  # no introspectable signature: leave the error as it was
+        return None
+    try:
+        spec.bind(*args, **kwargs)
+    except TypeError as exc:
+        accepted = [
+            p.name for p in spec.parameters.values()
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and not p.name.startswith("_") and p.name != "self"
+        ]
+        unknown = [word for word in kwargs if word not in spec.parameters]
+        if unknown:
+            return unknown_arguments(name, unknown, accepted)
+        return ConfigurationError(f"{name}(): {exc}; it accepts {', '.join(accepted)}")
+    return None
+
+
+def unknown_arguments(name: str, unknown: list[str], accepted: list[str]) -> ConfigurationError:
+    """The ConfigurationError for keywords ``unknown`` given to ``name()``, with "did you mean" suggestions."""
+    parts = []
+    for word in unknown:
+        close = difflib.get_close_matches(word, accepted, n=1)
+        parts.append(f"{word!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return ConfigurationError(f"{name}() got unknown argument {', '.join(parts)}; it accepts {', '.join(accepted)}")
+
+
+def checked(function: Callable[P, R]) -> Callable[P, R]:
+    """Decorate a public function so that a call not matching its signature raises ConfigurationError.
+
+    Costs nothing on a good call (the signature is only consulted after a
+    ``TypeError``); a ``TypeError`` raised inside the function is re-raised unchanged.
+    """
+
+    @functools.wraps(function)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return function(*args, **kwargs)
+        except TypeError as exc:
+            name = function.__qualname__.split(".")[-2] if function.__name__ == "__init__" else function.__name__
+            error = signature_error(function, name, args, kwargs)
+            if error is None:
+                raise
+            raise error from exc
+
+    return call

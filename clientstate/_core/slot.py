@@ -1,0 +1,143 @@
+"""The slot: one request's state as the application sees it, and how an application finds it.
+
+Adapters put a :class:`StateSlot` in the WSGI ``environ`` or ASGI ``scope``
+under ``"clientstate.<state name>"``; :func:`get_slot` finds it again and
+checks that it belongs to the descriptor asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from clientstate._core.errors import ConfigurationError, LoadError, StateNotWritable
+from clientstate._core.handler import Loaded
+from clientstate._core.state import State
+
+if TYPE_CHECKING:
+    from clientstate._core.binding import Binding
+
+__all__ = ["StateSlot", "get_slot", "slot_key"]
+
+T = TypeVar("T")
+
+
+def slot_key(descriptor: State[Any]) -> str:
+    """Where adapters put the slot of ``descriptor``: ``"clientstate.<state name>"``."""
+    return f"clientstate.{descriptor.name}"
+
+
+class StateSlot(Generic[T]):
+    """One request's state, as the application sees it.
+
+    Attributes:
+        loaded: the :class:`~clientstate.Loaded` result (state or error).
+        now: the request's time, seconds since the epoch, from the binding's clock.
+
+    :attr:`state` starts as the loaded state; assign a new value to change it,
+    or ``None`` to delete it. In-place changes to a mutable value count too:
+    the comparison is by value, when the response starts.
+    """
+
+    __slots__ = ("_binding", "_closed", "_payload", "_state", "loaded", "now")
+
+    def __init__(self, binding: Binding[T], loaded: Loaded[T], now: float) -> None:
+        self._binding = binding
+        self.loaded = loaded
+        self.now = now
+        self._state: T | None = loaded.state
+        self._payload: bytes | None = None
+        self._closed: str | None = None
+
+    @property
+    def state(self) -> T | None:
+        """The state the response should leave the client with (``None``: no state).
+
+        Assigning checks the value at once, so an error points at the
+        assignment: the value is encoded (and the encoding kept for the save)
+        and its cookie size checked.
+
+        Raises (on assignment):
+            StateEncodeError: the value does not encode as the state's type.
+            CookieTooLarge: the state cannot fit in the handler's cookie(s).
+            StateNotWritable: the response's headers were already sent, the
+                request failed, or this is a WebSocket connection (read-only).
+        """
+        return self._state
+
+    @state.setter
+    def state(self, value: T | None) -> None:
+        if self._closed is not None:
+            raise StateNotWritable(self._binding.descriptor.name, self._closed)
+        self._payload = None if value is None else self._binding.check_new(value)
+        self._state = value
+
+    @property
+    def error(self) -> LoadError | None:
+        """The load error, or ``None``: a shortcut for ``loaded.error``."""
+        return self.loaded.error
+
+    @property
+    def descriptor(self) -> State[T]:
+        """The :class:`~clientstate.State` this slot holds."""
+        return self._binding.descriptor
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The binding's clock (seconds since the epoch), the one :attr:`now` was read from."""
+        return self._binding.clock
+
+    @property
+    def writable(self) -> bool:
+        """Whether :attr:`state` may still be assigned."""
+        return self._closed is None
+
+    def close(self, reason: str) -> None:
+        """Refuse assignments from now on, with ``reason`` in the :class:`StateNotWritable` message.
+
+        The first reason given is kept.
+        """
+        if self._closed is None:
+            self._closed = reason
+
+    def __repr__(self) -> str:
+        return f"StateSlot(state={self._state!r}, error={self.loaded.error!r})"
+
+
+def get_slot(mapping: Mapping[str, Any], descriptor: State[T]) -> StateSlot[T]:
+    """The :class:`StateSlot` for ``descriptor`` in a WSGI ``environ`` or ASGI ``scope``.
+
+    Args:
+        mapping: the WSGI environ or the ASGI scope (a Starlette/FastAPI
+            ``Request`` or ``WebSocket`` is a mapping over its scope and works too).
+        descriptor: the :class:`~clientstate.State` given to ``setup()``.
+
+    Raises:
+        ConfigurationError: ``mapping`` is not a mapping (a framework request
+            object: pass ``request.environ`` for Flask/Werkzeug,
+            ``request.scope`` for Starlette); no clientstate middleware for a
+            state of this name wraps the application; or the slot there belongs
+            to another :class:`~clientstate.State` object of the same name.
+    """
+    if not isinstance(mapping, Mapping):
+        raise ConfigurationError(
+            f"get_slot needs the WSGI environ or the ASGI scope (a mapping), got {type(mapping).__name__}; "
+            f"pass request.environ (Flask, Werkzeug), request.scope (Starlette, FastAPI) or the "
+            f"environ/scope your framework exposes"
+        )
+    if not isinstance(descriptor, State):
+        raise ConfigurationError(f"get_slot needs a clientstate State, got {type(descriptor).__name__}")
+    key = slot_key(descriptor)
+    slot = mapping.get(key)
+    if not isinstance(slot, StateSlot):
+        raise ConfigurationError(
+            f"no clientstate middleware for state {descriptor.name!r} wraps this application "
+            f"(looked for key {key!r})"
+        )
+    if slot._binding.descriptor is not descriptor:
+        raise ConfigurationError(
+            f"the slot at {key!r} belongs to another State object named {descriptor.name!r} "
+            f"(type {slot._binding.descriptor.type!r}, not {descriptor.type!r}); define each State once "
+            f"and pass that same object to setup() and get_slot()"
+        )
+    return slot

@@ -1,0 +1,124 @@
+"""ASGI adapter (ASGI 3.0): ``setup()`` as middleware. Public as ``clientstate.asgi``.
+
+The middleware loads the state for ``http`` and ``websocket`` scopes and passes
+the application a copy of the scope holding a :class:`~clientstate.StateSlot`
+under ``"clientstate.<state name>"`` (read it with
+:func:`clientstate.get_slot`). For ``http``, the application assigns
+``slot.state`` **before sending** ``http.response.start``; the ``Set-Cookie``
+values are added to that message, and a later assignment raises
+:class:`~clientstate.StateNotWritable`. WebSocket connections see the loaded
+state read-only (assigning raises): a handshake response cannot be relied on
+to set cookies. ``lifespan`` and other scopes pass through untouched.
+
+Cookie field values are decoded as latin-1, like WSGI's ``HTTP_COOKIE``, so
+both adapters give the same cookies for the same bytes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, Final, TypeVar
+
+from clientstate._core.binding import Binding, Clock
+from clientstate._core.config import check_callable, checked
+from clientstate._core.handler import Handler
+from clientstate._core.headers import VARY_COOKIE, headers_to_add
+from clientstate._core.state import State
+
+__all__ = ["ASGIApp", "Message", "Receive", "Scope", "Send", "StateMiddleware", "setup"]
+
+T = TypeVar("T")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_WEBSOCKET: Final = (
+    "a WebSocket connection sees the state read-only: its handshake response cannot be relied on "
+    "to set cookies; change the state in an HTTP request"
+)
+_RETURNED: Final = "the application had already returned"
+_ENCODED: Final = {VARY_COOKIE: (b"vary", b"Cookie"), ("Cache-Control", "private"): (b"cache-control", b"private")}
+
+
+def _encode_header(header: tuple[str, str]) -> tuple[bytes, bytes]:
+    encoded = _ENCODED.get(header)
+    if encoded is None:
+        return header[0].lower().encode("latin-1"), header[1].encode("latin-1")
+    return encoded
+
+
+class StateMiddleware:
+    """ASGI middleware that loads and saves one state around ``app``.
+
+    Args:
+        app: any ASGI 3 application.
+        binding: the :class:`~clientstate.Binding` (descriptor, handler, clock).
+
+    Sending ``http.response.start`` raises
+    :class:`~clientstate.ConfigurationError` when the application sets the
+    handler's own cookie, and :class:`~clientstate.StateEncodeError` or
+    :class:`~clientstate.CookieTooLarge` when a state changed in place after
+    its assignment can no longer be saved.
+    """
+
+    __slots__ = ("app", "binding")
+
+    def __init__(self, app: ASGIApp, binding: Binding[Any]) -> None:
+        self.app = app
+        self.binding = binding
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
+            await self.app(scope, receive, send)
+            return
+        binding = self.binding
+        slot = binding.begin([value.decode("latin-1") for name, value in scope["headers"] if name == b"cookie"])
+        scope = {**scope}
+        binding.attach(scope, slot)
+        if kind == "websocket":
+            slot.close(_WEBSOCKET)
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_state(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                # A failed request commits no state change (the cookie stays as it was).
+                set_cookies = binding.finish(slot) if message.get("status", 200) < 500 else binding.abandon(slot)
+                headers = list(message.get("headers", ()))
+                extra = headers_to_add(headers, set_cookies, binding)
+                message = {**message, "headers": [*headers, *map(_encode_header, extra)]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_state)
+        finally:
+            slot.close(_RETURNED)
+
+
+@checked
+def setup(descriptor: State[T], handler: Handler, app: ASGIApp, *, clock: Clock = time.time) -> StateMiddleware:
+    """Wrap an ASGI ``app`` so it gets ``descriptor``'s state loaded and saved by ``handler``.
+
+    Args:
+        descriptor: the :class:`~clientstate.State` descriptor.
+        handler: the handler (e.g. :func:`~clientstate.client_stored`).
+        app: the ASGI 3 application.
+        clock: seconds since the epoch (default ``time.time``).
+
+    Returns:
+        the ASGI middleware; the slot is at ``scope["clientstate.<state name>"]``.
+
+    Raises:
+        ConfigurationError: an unknown argument or one of the wrong kind, or
+            ``app`` is clientstate middleware (directly, or through other
+            clientstate layers) serving the same state name or cookie name.
+    """
+    check_callable(app, "app", "ASGI application app(scope, receive, send)")
+    binding = Binding(descriptor, handler, clock)
+    binding.check_nested(app)
+    return StateMiddleware(app, binding)
