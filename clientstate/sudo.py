@@ -210,28 +210,15 @@ def require_sudo(
 WSGIApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
 
 
-def require_sudo_wsgi(
-    app: WSGIApp,
-    descriptor: State[Any],
-    *,
-    field: str = DEFAULT_FIELD,
-    max_window: float = DEFAULT_MAX_WINDOW,
-    deny: WSGIApp | None = None,
-) -> WSGIApp:
-    """Guard a WSGI app (inside ``clientstate.wsgi.setup`` for ``descriptor``).
+def require_sudo_wsgi(app: WSGIApp, descriptor: State[Any], *, field: str = DEFAULT_FIELD,
+                      max_window: float = DEFAULT_MAX_WINDOW, deny: WSGIApp | None = None) -> WSGIApp:
+    """Guard the WSGI ``app``, which runs inside ``clientstate.wsgi.setup`` for ``descriptor``.
 
-    Args:
-        app: the WSGI app to protect.
-        descriptor: the state descriptor whose slot holds the instant.
-        field: the state field holding the instant.
-        max_window: the longest window honoured, seconds (default one hour).
-        deny: a WSGI app answering when not elevated; default
-            ``403 {"error": "sudo_required"}``.
-
-    Raises:
-        ConfigurationError: ``max_window`` is not a positive number. The
-            guarded app raises it if no clientstate middleware for
-            ``descriptor`` wraps it.
+    ``field`` and ``max_window`` are as for :func:`is_active`; ``deny`` is a
+    WSGI app that answers when elevation is not active (default
+    ``403 {"error": "sudo_required"}``). Raises ConfigurationError for a bad
+    ``max_window``; the guarded app raises it when no middleware for
+    ``descriptor`` wraps it.
     """
     _check_window(max_window)
 
@@ -253,34 +240,15 @@ def require_sudo_wsgi(
 ASGIApp = Callable[[Any, Any, Any], Any]
 
 
-def require_sudo_asgi(
-    app: ASGIApp,
-    descriptor: State[Any],
-    *,
-    field: str = DEFAULT_FIELD,
-    max_window: float = DEFAULT_MAX_WINDOW,
-    deny: ASGIApp | None = None,
-) -> ASGIApp:
-    """Guard an ASGI app (inside ``clientstate.asgi.setup`` for ``descriptor``).
+def require_sudo_asgi(app: ASGIApp, descriptor: State[Any], *, field: str = DEFAULT_FIELD,
+                      max_window: float = DEFAULT_MAX_WINDOW, deny: ASGIApp | None = None) -> ASGIApp:
+    """Guard the ASGI ``app`` (HTTP and WebSocket), which runs inside ``clientstate.asgi.setup``.
 
-    Args:
-        app: the ASGI app to protect.
-        descriptor: the state descriptor whose slot holds the instant.
-        field: the state field holding the instant.
-        max_window: the longest window honoured, seconds (default one hour).
-        deny: an ASGI app answering when not elevated; default
-            ``403 {"error": "sudo_required"}``.
-
-    WebSocket connections are guarded too: when not elevated the handshake is
-    refused with ``websocket.close`` (code 1008, policy violation), which the
-    server answers with HTTP 403; once open, the connection is closed with
-    code 1008 when the window ends (see the module docstring). Other scopes
-    (``lifespan``) pass through.
-
-    Raises:
-        ConfigurationError: ``max_window`` is not a positive number. The
-            guarded app raises it if no clientstate middleware for
-            ``descriptor`` wraps it.
+    Arguments as for :func:`require_sudo_wsgi`, with ``deny`` an ASGI app.
+    Without elevation an HTTP request gets 403 and a WebSocket handshake is
+    refused with ``websocket.close`` code 1008 (the server answers 403); an
+    open WebSocket is closed with code 1008 when its window ends (see the
+    module docstring). Other scopes (``lifespan``) pass through.
     """
     _check_window(max_window)
 
@@ -371,8 +339,8 @@ class _WindowedWebSocket:
             await asyncio.wait((incoming, closing), return_when=asyncio.FIRST_COMPLETED)
         finally:
             closing.cancel()
-        if not incoming.done():
-            incoming.cancel()
+        if self._closed.is_set() or not incoming.done():
+            incoming.cancel()  # the window ended: whatever the client sent meanwhile is not served
             return dict(_DISCONNECT)
         message = incoming.result()
         if message.get("type") != "websocket.disconnect" and self._left() <= 0:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from clientstate import Loaded, ServiceRequest, ServiceResponse, asgi, setup, sudo, wsgi
+from clientstate import ConfigurationError, Loaded, ServiceRequest, ServiceResponse, asgi, setup, sudo, wsgi
 from clientstate._handlers.client_stored import ClientStored
 from clientstate.testing import FrozenClock
 from tests.conftest import ACCOUNT, Account
@@ -150,3 +150,39 @@ def test_asgi_guard_refuses_websocket_handshakes_without_elevation(handler: Clie
     asyncio.run(app({"type": "websocket", "path": "/ws", "headers": []}, receive, send))
     assert sent == [{"type": "websocket.close", "code": 1008, "reason": "sudo_required"}]
     assert reached == []
+
+
+def test_grant_refuses_a_window_longer_than_max_window() -> None:
+    assert sudo.grant(Account(1, "a"), 3600, T0).sudo_until == T0 + 3600  # the default maximum, one hour
+    with pytest.raises(ConfigurationError, match="longer than max_window"):
+        sudo.grant(Account(1, "a"), 3601, T0)
+    assert sudo.grant(Account(1, "a"), 7200, T0, max_window=7200).sudo_until == T0 + 7200
+    with pytest.raises(ConfigurationError, match="max_window must be"):
+        sudo.grant(Account(1, "a"), 10, T0, max_window=0)
+
+
+@pytest.mark.parametrize(("ahead", "active"), [(1, True), (3600, True), (3600.5, False), (10**9, False)])
+def test_an_instant_beyond_the_maximum_window_is_not_elevated(ahead: float, active: bool) -> None:
+    """A state written under a laxer policy (or forged by a writer holding the key) cannot grant more."""
+    value = Account(1, "a", sudo_until=T0 + ahead)
+    assert sudo.is_active(value, T0) is active
+    assert sudo.remaining(value, T0) == (ahead if active else 0)
+    assert sudo.is_active(value, T0, max_window=10**10)
+    assert not sudo.is_active(Account(1, "a", sudo_until=float("nan")), T0)
+
+
+def test_every_guard_enforces_the_maximum_window(handler: ClientStored) -> None:
+    clock = FrozenClock(T0)
+    far = Account(1, "a", sudo_until=T0 + 86_400)  # a day ahead: over the one-hour default
+    minted = setup(ACCOUNT, handler, lambda loaded, request: (far, ServiceResponse()), clock=clock)
+    cookie = minted(ServiceRequest("GET", "/")).header_values("set-cookie")[0].split(";", 1)[0]
+    w = wsgi.setup(ACCOUNT, handler, sudo.require_sudo_wsgi(wsgi_ok, ACCOUNT), clock=clock)
+    a = asgi.setup(ACCOUNT, handler, sudo.require_sudo_asgi(asgi_ok, ACCOUNT), clock=clock)
+    service = setup(ACCOUNT, handler, sudo.require_sudo(admin_service, clock=clock), clock=clock)
+    assert call_wsgi(w, cookie)[0] == "403 Forbidden"
+    assert call_asgi(a, cookie)[0] == 403
+    assert service(ServiceRequest("GET", "/", [("Cookie", cookie)])).status == 403
+    lax_w = wsgi.setup(ACCOUNT, handler, sudo.require_sudo_wsgi(wsgi_ok, ACCOUNT, max_window=86_400), clock=clock)
+    assert call_wsgi(lax_w, cookie)[0] == "200 OK"
+    with pytest.raises(ConfigurationError, match="max_window"):
+        sudo.require_sudo_asgi(asgi_ok, ACCOUNT, max_window=-5)

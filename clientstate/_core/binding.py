@@ -108,6 +108,23 @@ class Binding(Immutable, Generic[T]):
         handler.prepare(descriptor)
         self._set(descriptor=descriptor, handler=handler, clock=clock, key=slot_key(descriptor))
 
+    @classmethod
+    def around(cls, app: object, descriptor: State[T], handler: Handler, clock: Clock, shape: str) -> Binding[T]:
+        """The binding of a middleware that will wrap ``app``, checked against the clientstate layers inside it.
+
+        Args:
+            app: the application to wrap; ``shape`` describes it for the error message.
+            descriptor, handler, clock: as for :class:`Binding`.
+
+        Raises:
+            ConfigurationError: ``app`` is not callable, an argument is of the
+                wrong kind, or :meth:`check_nested` finds a collision.
+        """
+        check_callable(app, "app", shape)
+        binding = cls(descriptor, handler, clock)
+        binding.check_nested(app)
+        return binding
+
     def begin(self, cookie_headers: Sequence[str]) -> StateSlot[T]:
         """Load the state from a request's ``Cookie`` field values. Never raises for request input."""
         now = self.clock()

@@ -132,37 +132,39 @@ class KeyFormatError(ConfigurationError):
     """A key or keyring is invalid: bad text form, too short, or a well-known or degenerate secret."""
 
 
-class StateEncodeError(ClientStateError, TypeError):
+class _StateMistake(ClientStateError):
+    """An error about one state's value; ``state_name`` names the :class:`~clientstate.State`."""
+
+    #: How the message begins, with ``{name}`` for the state name.
+    lead = "state {name}"
+
+    def __init__(self, state_name: str, reason: str) -> None:
+        self.state_name = state_name
+        super().__init__(f"{self.lead.format(name=repr(state_name))}: {reason}")
+
+
+class StateEncodeError(_StateMistake, TypeError):
     """A state value cannot be encoded as the state's type.
 
     Raised by the assignment ``slot.state = value`` (so the traceback points at
     the application's line), or by ``setup()`` when a value changed in place
-    after its assignment no longer encodes.
-
-    Attributes:
-        state_name: the :class:`~clientstate.State` name.
+    after its assignment no longer encodes. ``state_name`` names the state.
     """
 
-    def __init__(self, state_name: str, reason: str) -> None:
-        self.state_name = state_name
-        super().__init__(f"state {state_name!r} cannot be encoded: {reason}")
+    lead = "state {name} cannot be encoded"
 
 
-class StateNotWritable(ClientStateError):
+class StateNotWritable(_StateMistake):
     """``slot.state`` was assigned when the change can no longer reach the client.
 
     After the response's headers have been sent (WSGI ``start_response``
     called, ASGI ``http.response.start`` sent, the service returned) the
     ``Set-Cookie`` lines are already decided, and on a WebSocket connection the
     state is read-only. Assign ``slot.state`` before starting the response.
-
-    Attributes:
-        state_name: the :class:`~clientstate.State` name.
+    ``state_name`` names the state.
     """
 
-    def __init__(self, state_name: str, reason: str) -> None:
-        self.state_name = state_name
-        super().__init__(f"slot.state for state {state_name!r} was assigned too late: {reason}")
+    lead = "slot.state for state {name} was assigned too late"
 
 
 class CookieTooLarge(ClientStateError):

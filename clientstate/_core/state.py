@@ -142,25 +142,12 @@ class State(Immutable, Generic[T]):
     _encoder: msgspec.msgpack.Encoder
     _unordered: msgspec.msgpack.Encoder
 
+    # A ``type`` that is a class infers T; any other msgspec type (a union, Annotated, Literal) gives State[Any].
     @overload
-    def __init__(
-        self,
-        name: str,
-        type: builtins.type[T],
-        *,
-        version: int = 1,
-        migrations: Iterable[Migration[T]] = (),
-    ) -> None: ...
-
+    def __init__(self, name: str, type: builtins.type[T], *, version: int = 1,
+                 migrations: Iterable[Migration[T]] = ()) -> None: ...
     @overload
-    def __init__(
-        self,
-        name: str,
-        type: Any,
-        *,
-        version: int = 1,
-        migrations: Iterable[Migration[T]] = (),
-    ) -> None: ...
+    def __init__(self, name: str, type: Any, *, version: int = 1, migrations: Iterable[Migration[T]] = ()) -> None: ...
 
     def __init__(
         self,

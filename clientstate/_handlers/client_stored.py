@@ -91,61 +91,8 @@ class ClientStored(Immutable):
     _max_value: int
     _codecs: dict[State[Any], TokenCodec]
 
-    def __init__(
-        self,
-        keyring: Keyring,
-        *,
-        name: str,
-        attributes: CookieAttributes | None = None,
-        encrypted: bool = False,
-        expires_in: int | None = DEFAULT_EXPIRES_IN,
-        refresh_after: int | Literal["auto"] | None = "auto",
-        clock_skew: int = 60,
-        validate: Validator | None = None,
-        chunked: bool = False,
-        max_chunks: int = 4,
-    ) -> None:
-        check_type(keyring, Keyring, "keyring", "read one with Keyring.from_env() or Keyring.from_text(...)")
-        attributes = CookieAttributes() if attributes is None else attributes
-        check_type(attributes, CookieAttributes, "attributes")
-        attributes.check_name(name)
-        check_type(encrypted, bool, "encrypted")
-        check_type(chunked, bool, "chunked")
-        if expires_in is not None:
-            check_seconds(expires_in, "expires_in")
-        if refresh_after == "auto":
-            refresh_after = None if expires_in is None else min(AUTO_REFRESH, max(1, expires_in // 2))
-        elif refresh_after is not None:
-            check_seconds(refresh_after, "refresh_after")
-            if expires_in is not None and refresh_after >= expires_in:
-                raise ConfigurationError(
-                    f"refresh_after ({refresh_after} s) must be shorter than expires_in ({expires_in} s), "
-                    f"or tokens expire before they are refreshed"
-                )
-        check_seconds(clock_skew, "clock_skew", 0, MAX_SECONDS)
-        check_int(max_chunks, "max_chunks", 2, 50)
-        if validate is not None:
-            check_callable(validate, "validate", "validate(state, issued_at) -> bool")
-        if chunked:
-            attributes.check_name(chunk_name(name, max_chunks - 1))
-            max_value = chunk_size(name, max_chunks) * max_chunks
-        else:
-            max_value = MAX_COOKIE_BYTES - len(name)
-        self._set(
-            keyring=keyring,
-            name=name,
-            attributes=attributes,
-            mode=Mode.ENCRYPTED if encrypted else Mode.AUTHENTICATED,
-            expires_in=expires_in,
-            refresh_after=refresh_after,
-            clock_skew=clock_skew,
-            validate=validate,
-            chunked=chunked,
-            max_chunks=max_chunks,
-            _writer=CookieWriter(attributes),
-            _max_value=max_value,
-            _codecs={},
-        )
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        raise ConfigurationError("build a client-stored handler with clientstate.client_stored(keyring, name=...)")
 
     def prepare(self, descriptor: State[Any]) -> None:
         """Bind this handler to ``descriptor`` (``setup()`` calls it once, at start-up).
@@ -387,15 +334,46 @@ def client_stored(
             ``__Host-``/``__Secure-`` prefix rules with these attributes, an
             invalid time setting, or ``max_chunks`` outside 2–50.
     """
-    return ClientStored(
-        keyring,
+    check_type(keyring, Keyring, "keyring", "read one with Keyring.from_env() or Keyring.from_text(...)")
+    attributes = CookieAttributes() if attributes is None else attributes
+    check_type(attributes, CookieAttributes, "attributes")
+    attributes.check_name(name)
+    check_type(encrypted, bool, "encrypted")
+    check_type(chunked, bool, "chunked")
+    if expires_in is not None:
+        check_seconds(expires_in, "expires_in")
+    if refresh_after == "auto":
+        refresh_after = None if expires_in is None else min(AUTO_REFRESH, max(1, expires_in // 2))
+    elif refresh_after is not None:
+        check_seconds(refresh_after, "refresh_after")
+        if expires_in is not None and refresh_after >= expires_in:
+            raise ConfigurationError(
+                f"refresh_after ({refresh_after} s) must be shorter than expires_in ({expires_in} s), "
+                f"or tokens expire before they are refreshed"
+            )
+    check_seconds(clock_skew, "clock_skew", 0, MAX_SECONDS)
+    check_int(max_chunks, "max_chunks", 2, 50)
+    if validate is not None:
+        check_callable(validate, "validate", "validate(state, issued_at) -> bool")
+    if chunked:
+        attributes.check_name(chunk_name(name, max_chunks - 1))
+        max_value = chunk_size(name, max_chunks) * max_chunks
+    else:
+        max_value = MAX_COOKIE_BYTES - len(name)
+    handler = object.__new__(ClientStored)
+    handler._set(
+        keyring=keyring,
         name=name,
         attributes=attributes,
-        encrypted=encrypted,
+        mode=Mode.ENCRYPTED if encrypted else Mode.AUTHENTICATED,
         expires_in=expires_in,
         refresh_after=refresh_after,
         clock_skew=clock_skew,
         validate=validate,
         chunked=chunked,
         max_chunks=max_chunks,
+        _writer=CookieWriter(attributes),
+        _max_value=max_value,
+        _codecs={},
     )
+    return handler

@@ -21,10 +21,11 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final, TypeVar
 
 from clientstate._core.binding import Binding, Clock
-from clientstate._core.config import check_callable, checked
+from clientstate._core.config import checked
 from clientstate._core.handler import Handler
 from clientstate._core.headers import VARY_COOKIE, headers_to_add
 from clientstate._core.state import State
+from clientstate.adapters.middleware import Middleware
 
 __all__ = ["ASGIApp", "Message", "Receive", "Scope", "Send", "StateMiddleware", "setup"]
 
@@ -51,12 +52,8 @@ def _encode_header(header: tuple[str, str]) -> tuple[bytes, bytes]:
     return encoded
 
 
-class StateMiddleware:
-    """ASGI middleware that loads and saves one state around ``app``.
-
-    Args:
-        app: any ASGI 3 application.
-        binding: the :class:`~clientstate.Binding` (descriptor, handler, clock).
+class StateMiddleware(Middleware[ASGIApp]):
+    """ASGI middleware that loads and saves one state around ``app`` (any ASGI 3 application).
 
     Sending ``http.response.start`` raises
     :class:`~clientstate.ConfigurationError` when the application sets the
@@ -65,11 +62,7 @@ class StateMiddleware:
     its assignment can no longer be saved.
     """
 
-    __slots__ = ("app", "binding")
-
-    def __init__(self, app: ASGIApp, binding: Binding[Any]) -> None:
-        self.app = app
-        self.binding = binding
+    __slots__ = ()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -102,23 +95,15 @@ class StateMiddleware:
 
 @checked
 def setup(descriptor: State[T], handler: Handler, app: ASGIApp, *, clock: Clock = time.time) -> StateMiddleware:
-    """Wrap an ASGI ``app`` so it gets ``descriptor``'s state loaded and saved by ``handler``.
+    """Wrap an ASGI 3 ``app``: the middleware puts the slot at ``scope["clientstate.<state name>"]``.
 
-    Args:
-        descriptor: the :class:`~clientstate.State` descriptor.
-        handler: the handler (e.g. :func:`~clientstate.client_stored`).
-        app: the ASGI 3 application.
-        clock: seconds since the epoch (default ``time.time``).
-
-    Returns:
-        the ASGI middleware; the slot is at ``scope["clientstate.<state name>"]``.
+    ``descriptor`` is the :class:`~clientstate.State`, ``handler`` where it is
+    kept (e.g. :func:`~clientstate.client_stored`), ``clock`` returns seconds
+    since the epoch (default ``time.time``). ``lifespan`` scopes pass through;
+    WebSocket scopes get a read-only slot.
 
     Raises:
-        ConfigurationError: an unknown argument or one of the wrong kind, or
-            ``app`` is clientstate middleware (directly, or through other
-            clientstate layers) serving the same state name or cookie name.
+        ConfigurationError: as :func:`clientstate.wsgi.setup` does.
     """
-    check_callable(app, "app", "ASGI application app(scope, receive, send)")
-    binding = Binding(descriptor, handler, clock)
-    binding.check_nested(app)
-    return StateMiddleware(app, binding)
+    shape = "ASGI application app(scope, receive, send)"
+    return StateMiddleware(app, Binding.around(app, descriptor, handler, clock, shape))

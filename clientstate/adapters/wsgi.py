@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from clientstate._core.binding import Binding, Clock
-from clientstate._core.config import check_callable, checked
+from clientstate._core.config import checked
 from clientstate._core.handler import Handler
 from clientstate._core.headers import headers_to_add
 from clientstate._core.state import State
+from clientstate.adapters.middleware import Middleware
 
 __all__ = ["Environ", "StartResponse", "StateMiddleware", "WSGIApp", "setup"]
 
@@ -34,25 +35,17 @@ WSGIApp = WSGIApplication
 Environ = WSGIEnvironment
 
 
-class StateMiddleware:
-    """WSGI middleware that loads and saves one state around ``app``.
+class StateMiddleware(Middleware[WSGIApp]):
+    """WSGI middleware that loads and saves one state around ``app`` (any WSGI application).
 
-    Args:
-        app: any WSGI application.
-        binding: the :class:`~clientstate.Binding` (descriptor, handler, clock).
-
-    The wrapped ``start_response`` raises
+    The ``start_response`` it passes on raises
     :class:`~clientstate.ConfigurationError` when the application sets the
     handler's own cookie, and :class:`~clientstate.StateEncodeError` or
     :class:`~clientstate.CookieTooLarge` when a state changed in place after
     its assignment can no longer be saved.
     """
 
-    __slots__ = ("app", "binding")
-
-    def __init__(self, app: WSGIApp, binding: Binding[Any]) -> None:
-        self.app = app
-        self.binding = binding
+    __slots__ = ()
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         binding = self.binding
@@ -94,7 +87,5 @@ def setup(descriptor: State[T], handler: Handler, app: WSGIApp, *, clock: Clock 
             ``app`` is clientstate middleware (directly, or through other
             clientstate layers) serving the same state name or cookie name.
     """
-    check_callable(app, "app", "WSGI application app(environ, start_response)")
-    binding = Binding(descriptor, handler, clock)
-    binding.check_nested(app)
-    return StateMiddleware(app, binding)
+    shape = "WSGI application app(environ, start_response)"
+    return StateMiddleware(app, Binding.around(app, descriptor, handler, clock, shape))
