@@ -101,15 +101,19 @@ def _state_json(payload: bytes) -> str:
         return f"<payload of {len(payload)} bytes that does not print as JSON: {exc}>"
 
 
+def _instant(label: str, instant: int | None, now: float, none: str) -> tuple[str, str]:
+    if instant is None:
+        return label, none
+    left = instant - now
+    status = f"in {left:.0f} s" if left > 0 else f"expired {-left:.0f} s ago"
+    return label, f"{_utc(instant)} ({status})"
+
+
 def _time_fields(issued_at: int, expires_at: int | None, now: float) -> list[tuple[str, str]]:
-    fields = [("issued-at", f"{_utc(issued_at)} (age {now - issued_at:.0f} s)")]
-    if expires_at is None:
-        fields.append(("expires-at", "none"))
-    else:
-        left = expires_at - now
-        status = f"in {left:.0f} s" if left > 0 else f"expired {-left:.0f} s ago"
-        fields.append(("expires-at", f"{_utc(expires_at)} ({status})"))
-    return fields
+    return [
+        ("issued-at", f"{_utc(issued_at)} (age {now - issued_at:.0f} s)"),
+        _instant("expires-at", expires_at, now, "none in the token (a server applies issued-at + its expires_in)"),
+    ]
 
 
 def _fail(out: TextIO, error: LoadError) -> int:
@@ -167,11 +171,14 @@ def _inspect(args: argparse.Namespace, out: TextIO, now: float) -> int:
         *header,
         ("verified", f"yes, cookie {cookie_name!r}, state {args.state_name!r}, schema version {opened.schema_version}"),
         *_time_fields(opened.issued_at, opened.expires_at, now),
-        ("state", _state_json(opened.payload)),
     ]
+    deadline = handler.deadline(opened.issued_at, opened.expires_at)
+    if args.expires_in is not None:
+        fields.append(_instant("deadline", deadline, now, "none"))
+    fields.append(("state", _state_json(opened.payload)))
     _print_fields(out, fields)
     # The handler's own time checks, so inspect and a server agree.
-    late = handler.check_times(opened.issued_at, handler.deadline(opened.issued_at, opened.expires_at), now)
+    late = handler.check_times(opened.issued_at, deadline, now)
     return 0 if late is None else _fail(out, late)
 
 

@@ -60,13 +60,15 @@ def test_inspect_verifies_and_prints_fields(encrypted: bool, monkeypatch: pytest
     ring = RING_1
     monkeypatch.setenv("CLIENTSTATE_KEYS", ring.to_text())
     line = mint(ring, encrypted=encrypted, expires_in=600)
-    code, out = run("inspect", f"Set-Cookie: {line}", "--state-name", "account")
+    code, out = run("inspect", f"Set-Cookie: {line}", "--state-name", "account", "--expires-in", "600")
     assert code == 0, out
     assert f"version:    0x0{2 if encrypted else 1}" in out
     assert ("encrypted (AES-256-GCM)" if encrypted else "authenticated (HMAC-SHA256)") in out
     assert "key id:     1" in out
     assert "verified:   yes, cookie 'cs', state 'account', schema version 1" in out
     assert "issued-at:" in out
+    assert "expires-at: none in the token" in out
+    assert "deadline:" in out
     assert "(in 600 s)" in out or "(in 599 s)" in out
     assert '"name":"ada"' in out
 

@@ -41,14 +41,14 @@ does the same at start-up for middleware wrapped directly around another.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from typing import Any, Final, Generic, TypeVar
 
 from clientstate._core.config import check_callable, check_type
 from clientstate._core.cookies import RequestCookies
 from clientstate._core.errors import ConfigurationError, CookieTooLarge, ErrorKind
 from clientstate._core.handler import Handler, Loaded
-from clientstate._core.slot import StateSlot, slot_key
+from clientstate._core.slot import StateSlot
 from clientstate._core.state import State
 from clientstate._core.value import Immutable
 
@@ -106,7 +106,7 @@ class Binding(Immutable, Generic[T]):
         check_type(handler, Handler, "the handler", "build one with client_stored(...)")
         check_callable(clock, "clock", "clock() -> seconds since the epoch")
         handler.prepare(descriptor)
-        self._set(descriptor=descriptor, handler=handler, clock=clock, key=slot_key(descriptor))
+        self._set(descriptor=descriptor, handler=handler, clock=clock, key=descriptor.slot_key)
 
     @classmethod
     def around(cls, app: object, descriptor: State[T], handler: Handler, clock: Clock, shape: str) -> Binding[T]:
@@ -154,6 +154,14 @@ class Binding(Immutable, Generic[T]):
         else:
             mapping[_BINDINGS] = (self,)
         mapping[self.key] = slot
+
+    def attached(self, scope: Mapping[str, Any], slot: StateSlot[T]) -> dict[str, Any]:
+        """A copy of ``scope`` with ``slot`` attached (ASGI passes the application a new scope); see :meth:`attach`."""
+        if _BINDINGS not in scope:  # the usual case, one clientstate layer: one dict built
+            return {**scope, _BINDINGS: (self,), self.key: slot}
+        copy = dict(scope)
+        self.attach(copy, slot)
+        return copy
 
     def check_apart(self, other: Binding[Any]) -> None:
         """Raise :class:`~clientstate.ConfigurationError` if ``other`` shares a state or cookie name with this one."""
@@ -222,7 +230,11 @@ class Binding(Immutable, Generic[T]):
             if loaded.state is None:
                 return []
             return handler.save(descriptor, loaded, None, slot.now)
-        payload = descriptor.changed(loaded.payload, new, slot._payload)
+        checked = slot._payload
+        if checked is not None and descriptor.immutable:  # assigned, and it cannot have changed since
+            payload = None if checked == loaded.payload else checked
+        else:
+            payload = descriptor.changed(loaded.payload, new, checked)
         if payload is None:
             if not loaded.reissue or not self.clock() - slot.now <= REISSUE_WINDOW:
                 return []

@@ -185,25 +185,29 @@ class CookieWriter(Immutable):
 
     Args:
         attributes: the attributes every line carries.
+
+    Names are validated tokens and values are tokens of this library (both
+    ASCII), so a name plus value is measured in characters.
     """
 
-    __slots__ = ("_rest", "_suffix", "attributes")
+    __slots__ = ("_by_lifetime", "_rest", "_suffix", "attributes")
 
     _rest: str
     _suffix: str
+    _by_lifetime: dict[int, str]
     attributes: CookieAttributes
 
     def __init__(self, attributes: CookieAttributes) -> None:
         rest = attributes.rest()
         suffix = rest if attributes.max_age is None else f"; Max-Age={attributes.max_age}{rest}"
-        self._set(attributes=attributes, _rest=rest, _suffix=suffix)
+        self._set(attributes=attributes, _rest=rest, _suffix=suffix, _by_lifetime={})
 
     def set_cookie(self, name: str, value: str, lifetime: int | None = None) -> str:
         """The ``Set-Cookie`` field value that stores ``name=value``.
 
         Args:
             name: the cookie name (already validated by :meth:`CookieAttributes.check_name`).
-            value: the cookie value, cookie-octets only (RFC 6265 §4.1.1).
+            value: the cookie value, ASCII cookie-octets only (RFC 6265 §4.1.1).
             lifetime: seconds the value stays valid on the server, or ``None``
                 (no limit); ``Max-Age`` is the shorter of this and the
                 attributes' own ``max_age``.
@@ -211,17 +215,31 @@ class CookieWriter(Immutable):
         Raises:
             CookieTooLarge: name plus value exceeds 4096 bytes.
         """
-        check_cookie_size(name, value)
+        if len(name) + len(value) > MAX_COOKIE_BYTES:
+            raise CookieTooLarge(name, len(name) + len(value), MAX_COOKIE_BYTES)
         if lifetime is None:
             return f"{name}={value}{self._suffix}"
+        suffix = self._by_lifetime.get(lifetime)
+        if suffix is None:
+            suffix = self._lifetime_suffix(lifetime)
+        return f"{name}={value}{suffix}"
+
+    def _lifetime_suffix(self, lifetime: int) -> str:
         attribute_max_age = self.attributes.max_age
         if attribute_max_age is not None and attribute_max_age <= lifetime:
-            return f"{name}={value}{self._suffix}"
-        return f"{name}={value}; Max-Age={min(MAX_MAX_AGE, max(1, lifetime))}{self._rest}"
+            suffix = self._suffix
+        else:
+            suffix = f"; Max-Age={min(MAX_MAX_AGE, max(1, lifetime))}{self._rest}"
+        if len(self._by_lifetime) < _LIFETIME_CACHE:  # most lines carry the same few lifetimes
+            self._by_lifetime[lifetime] = suffix
+        return suffix
 
     def delete_cookie(self, name: str) -> str:
         """The ``Set-Cookie`` value deleting ``name``: same Path and Domain, ``Max-Age=0``."""
         return f"{name}=; Max-Age=0{self._rest}"
+
+
+_LIFETIME_CACHE: Final = 64
 
 
 def check_cookie_size(name: str, value: str) -> None:

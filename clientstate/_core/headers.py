@@ -27,11 +27,16 @@ from clientstate._core.errors import ConfigurationError
 if TYPE_CHECKING:
     from clientstate._core.binding import Binding
 
-__all__ = ["VARY_COOKIE", "headers_to_add", "vary_covers_cookie"]
+__all__ = ["NOTHING", "VARY_COOKIE", "VARY_ONLY", "headers_to_add", "vary_covers_cookie"]
 
 VARY_COOKIE: Final = ("Vary", "Cookie")
 _CACHE_PRIVATE: Final = ("Cache-Control", "private")
+#: What most responses get: only ``Vary: Cookie`` (shared; callers copy, never mutate).
+VARY_ONLY: Final[list[tuple[str, str]]] = [VARY_COOKIE]
+#: Nothing to add (shared, never mutated).
+NOTHING: Final[list[tuple[str, str]]] = []
 _VARY, _CACHE_CONTROL, _SET_COOKIE = 1, 2, 3
+_LENGTHS: Final = frozenset({4, 10, 13})  # len("vary"), len("set-cookie"), len("cache-control")
 # Header names as WSGI (any case, lowered here) and ASGI (lower-case bytes) give them.
 _KINDS: Final[dict[str | bytes, int]] = {
     "vary": _VARY,
@@ -70,12 +75,17 @@ def headers_to_add(
             handler's cookies (off only for error pages sent with ``exc_info``,
             so the original error is what the server reports).
 
+    Returns:
+        a list the caller must not mutate (the common answers are shared).
+
     Raises:
         ConfigurationError: the application set a cookie the handler owns.
     """
     vary: list[str] = []
     has_cache_control = False
     for name, value in headers:
+        if len(name) not in _LENGTHS:  # most headers: no lower-casing, no look-up
+            continue
         kind = _KINDS.get(name.lower())
         if kind is None:
             continue
@@ -93,6 +103,8 @@ def headers_to_add(
                     f"comes last. Change the state through slot.state instead, or give the other cookie "
                     f"another name"
                 )
+    if not set_cookies:
+        return VARY_ONLY if not vary or not vary_covers_cookie(vary) else NOTHING
     extra: list[tuple[str, str]] = []
     if not vary or not vary_covers_cookie(vary):
         extra.append(VARY_COOKIE)

@@ -17,14 +17,9 @@ from clientstate._core.state import State
 if TYPE_CHECKING:
     from clientstate._core.binding import Binding
 
-__all__ = ["StateSlot", "get_slot", "slot_key"]
+__all__ = ["StateSlot", "get_slot"]
 
 T = TypeVar("T")
-
-
-def slot_key(descriptor: State[Any]) -> str:
-    """Where adapters put the slot of ``descriptor``: ``"clientstate.<state name>"``."""
-    return f"clientstate.{descriptor.name}"
 
 
 class StateSlot(Generic[T]):
@@ -69,7 +64,14 @@ class StateSlot(Generic[T]):
     def state(self, value: T | None) -> None:
         if self._closed is not None:
             raise StateNotWritable(self._binding.descriptor.name, self._closed)
-        self._payload = None if value is None else self._binding.check_new(value)
+        if value is None:
+            self._payload = None
+        else:
+            binding = self._binding
+            descriptor = binding.descriptor
+            payload = descriptor.encode(value)
+            binding.handler.check_size(descriptor, payload)  # Binding.check_new, inlined
+            self._payload = payload
         self._state = value
 
     @property
@@ -119,25 +121,34 @@ def get_slot(mapping: Mapping[str, Any], descriptor: State[T]) -> StateSlot[T]:
             state of this name wraps the application; or the slot there belongs
             to another :class:`~clientstate.State` object of the same name.
     """
+    try:
+        slot = mapping.get(descriptor.slot_key)
+    except AttributeError:
+        slot = None
+    if type(slot) is StateSlot and slot._binding.descriptor is descriptor:  # the fast path
+        return slot
+    raise _slot_error(mapping, descriptor, slot)
+
+
+def _slot_error(mapping: object, descriptor: object, slot: object) -> ConfigurationError:
+    """Why :func:`get_slot` found no slot of ``descriptor`` in ``mapping``."""
     if not isinstance(mapping, Mapping):
-        raise ConfigurationError(
+        return ConfigurationError(
             f"get_slot needs the WSGI environ or the ASGI scope (a mapping), got {type(mapping).__name__}; "
             f"pass request.environ (Flask, Werkzeug), request.scope (Starlette, FastAPI) or the "
             f"environ/scope your framework exposes"
         )
     if not isinstance(descriptor, State):
-        raise ConfigurationError(f"get_slot needs a clientstate State, got {type(descriptor).__name__}")
-    key = slot_key(descriptor)
-    slot = mapping.get(key)
+        return ConfigurationError(f"get_slot needs a clientstate State, got {type(descriptor).__name__}")
+    key = descriptor.slot_key
     if not isinstance(slot, StateSlot):
-        raise ConfigurationError(
+        return ConfigurationError(
             f"no clientstate middleware for state {descriptor.name!r} wraps this application "
             f"(looked for key {key!r})"
         )
-    if slot._binding.descriptor is not descriptor:
-        raise ConfigurationError(
-            f"the slot at {key!r} belongs to another State object named {descriptor.name!r} "
-            f"(type {slot._binding.descriptor.type!r}, not {descriptor.type!r}); define each State once "
-            f"and pass that same object to setup() and get_slot()"
-        )
-    return slot
+    other = slot._binding.descriptor
+    return ConfigurationError(
+        f"the slot at {key!r} belongs to another State object named {descriptor.name!r} "
+        f"(type {other.type!r}, not {descriptor.type!r}); define each State once "
+        f"and pass that same object to setup() and get_slot()"
+    )

@@ -22,7 +22,7 @@ from __future__ import annotations
 import builtins
 import re
 from collections.abc import Callable, Iterable
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Final, Generic, TypeVar, overload
 
 import msgspec
 
@@ -63,6 +63,46 @@ def _unsupported(type_: Any) -> str | None:
             seen.add(id(node))
             stack.extend(getattr(node, f) for f in node.__struct_fields__)
     return None
+
+
+_SCALARS: Final = (
+    msgspec.inspect.BoolType, msgspec.inspect.IntType, msgspec.inspect.FloatType, msgspec.inspect.StrType,
+    msgspec.inspect.BytesType, msgspec.inspect.NoneType, msgspec.inspect.LiteralType, msgspec.inspect.EnumType,
+    msgspec.inspect.DateTimeType, msgspec.inspect.DateType, msgspec.inspect.TimeType,
+    msgspec.inspect.TimeDeltaType, msgspec.inspect.UUIDType, msgspec.inspect.DecimalType,
+)
+
+
+def _immutable(type_: Any) -> bool:
+    """Whether no value of ``type_`` can change in place (frozen Structs, tuples and scalars only).
+
+    Sets are left out even when frozen: their encoding may depend on
+    iteration order (unorderable members), so equal values need not encode alike.
+    """
+    seen: set[type] = set()
+
+    def walk(node: Any) -> bool:
+        if isinstance(node, _SCALARS):
+            return True
+        if isinstance(node, msgspec.inspect.VarTupleType):
+            return walk(node.item_type)
+        if isinstance(node, msgspec.inspect.TupleType):
+            return all(walk(t) for t in node.item_types)
+        if isinstance(node, msgspec.inspect.UnionType):
+            return all(walk(t) for t in node.types)
+        if isinstance(node, msgspec.inspect.StructType):
+            if not node.cls.__struct_config__.frozen:
+                return False
+            if node.cls in seen:  # a recursive type: decided by its other fields
+                return True
+            seen.add(node.cls)
+            return all(walk(f.type) for f in node.fields)
+        return False
+
+    try:
+        return walk(msgspec.inspect.type_info(type_))
+    except (TypeError, ValueError):
+        return False
 
 
 def _decoder(type_: Any, where: str) -> msgspec.msgpack.Decoder[Any]:
@@ -131,12 +171,20 @@ class State(Immutable, Generic[T]):
     descriptor of the same name.
     """
 
-    __slots__ = ("_decoder", "_decoders", "_encoder", "_unordered", "migrations", "name", "type", "version")
+    __slots__ = (
+        "_decoder", "_decoders", "_encoder", "_unordered", "immutable", "migrations", "name", "slot_key", "type",
+        "version",
+    )
 
     name: str
     type: Any
     version: int
     migrations: tuple[Migration[T], ...]
+    #: Where adapters put this state's slot in the environ or scope: ``"clientstate.<name>"``.
+    slot_key: str
+    #: Whether no value of ``type`` can change in place (frozen Structs, tuples, scalars): then the
+    #: encoding made when a value is assigned is the one saved, without encoding it again.
+    immutable: bool
     _decoder: msgspec.msgpack.Decoder[T]
     _decoders: dict[int, msgspec.msgpack.Decoder[Any]]
     _encoder: msgspec.msgpack.Encoder
@@ -182,10 +230,12 @@ class State(Immutable, Generic[T]):
         decoder: msgspec.msgpack.Decoder[T] = _decoder(type, f"state {name!r}")
         self._set(
             name=name,
+            slot_key=f"clientstate.{name}",
             type=type,
             version=version,
             # Newest first: the order older versions are tried in.
             migrations=tuple(by_version[v] for v in sorted(by_version, reverse=True)),
+            immutable=_immutable(type),
             _decoder=decoder,
             _decoders={v: _decoder(m.type, f"migration from version {v}") for v, m in by_version.items()},
             _encoder=msgspec.msgpack.Encoder(order="deterministic"),
@@ -209,8 +259,16 @@ class State(Immutable, Generic[T]):
                 not decode as ``type`` (for example a ``str`` in an ``int``
                 field), with msgspec's message naming the field.
         """
-        payload, _ = self._encode(value)
-        self._check(payload)
+        try:
+            payload = self._encoder.encode(value)  # the common case of _encode, inlined
+        except (msgspec.EncodeError, TypeError, ValueError, ArithmeticError):
+            payload = self._encode(value)[0]
+        if value is None:
+            raise StateEncodeError(self.name, "None means 'no state' and cannot be encoded")
+        try:
+            self._decoder.decode(payload)
+        except (msgspec.DecodeError, TypeError, ValueError, ArithmeticError) as exc:
+            raise StateEncodeError(self.name, str(exc)) from None
         return payload
 
     def _encode(self, value: T) -> tuple[bytes, bool]:

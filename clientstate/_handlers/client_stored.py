@@ -6,10 +6,10 @@ or encrypted with AES-256-GCM (the client can do neither).
 Lifetimes, all checked on the server:
 
 * ``expires_in`` (default :data:`DEFAULT_EXPIRES_IN`, 30 days): a token stops
-  loading (``expired``) at the earlier of the expires-at written into it and
-  its issued-at plus the handler's *current* ``expires_in``, so shortening the
-  setting in a deploy applies to cookies already issued. ``None`` means no
-  limit, and must be asked for explicitly.
+  loading (``expired``) at its issued-at plus the handler's *current*
+  ``expires_in`` — or at an expires-at written into it, if that is earlier —
+  so shortening the setting in a deploy applies to cookies already issued.
+  ``None`` means no limit, and must be asked for explicitly.
 * ``refresh_after`` (default ``"auto"``: one day, or half of ``expires_in``
   when that is shorter): an unchanged token older than this is re-issued, so
   an active client never reaches ``expires_in``; ``None`` turns refresh off.
@@ -63,6 +63,7 @@ class ClientStored(Immutable):
 
     __slots__ = (
         "_codecs",
+        "_max_payload",
         "_max_value",
         "_writer",
         "attributes",
@@ -89,6 +90,7 @@ class ClientStored(Immutable):
     max_chunks: int
     _writer: CookieWriter
     _max_value: int
+    _max_payload: int
     _codecs: dict[State[Any], TokenCodec]
 
     def __init__(self, *args: object, **kwargs: object) -> None:
@@ -167,9 +169,16 @@ class ClientStored(Immutable):
         if isinstance(opened, LoadError):
             return Loaded.failed(opened, chunks=chunks)
         payload, issued_at, expires_at, key_id, schema_version = opened
-        deadline = self.deadline(issued_at, expires_at)
-        late = self.check_times(issued_at, deadline, now)
-        if late is not None:
+        # deadline() and check_times(), inlined on this per-request path.
+        deadline = expires_at
+        if self.expires_in is not None:
+            limit = issued_at + self.expires_in
+            if deadline is None or limit < deadline:
+                deadline = limit
+        # Written as "not (ok)" so that a NaN clock fails.
+        if not (issued_at <= now + self.clock_skew and (deadline is None or now < deadline)):
+            late = self.check_times(issued_at, deadline, now)
+            assert late is not None
             return Loaded.failed(late, chunks=chunks)
         decoded = descriptor.decode(payload, schema_version)
         if isinstance(decoded, LoadError):
@@ -222,32 +231,41 @@ class ClientStored(Immutable):
 
         Computed from the token layout, without sealing anything.
         """
-        length = token_length(self.mode, len(payload), self.expires_in is not None)
-        if length <= self._max_value:
+        if len(payload) <= self._max_payload:
             return
+        length = token_length(self.mode, len(payload), False)
         if self.chunked:
             raise CookieTooLarge(self.name, len(self.name) + length, self._max_value, self.max_chunks)
         raise CookieTooLarge(self.name, len(self.name) + length, MAX_COOKIE_BYTES)
 
     def seal(self, descriptor: State[T], loaded: Loaded[T], payload: bytes, now: float) -> tuple[str, int | None]:
-        """Seal ``payload`` into a token; returns ``(token, expires_at)``.
+        """Seal ``payload`` into a token; returns ``(token, deadline)``, the deadline ``None`` for no limit.
 
-        Issued-at and expires-at are kept when an unchanged state is re-issued
-        for key rotation or migration, and restart at ``now`` otherwise.
+        Issued-at and the deadline are kept when an unchanged state is
+        re-issued for key rotation or migration, and restart at ``now``
+        otherwise. The token carries an expires-at only when its deadline is
+        earlier than issued-at plus ``expires_in`` (a kept deadline from a
+        token that had one): the server applies issued-at plus the current
+        ``expires_in`` to every token anyway, so writing it would only cost
+        8 bytes per cookie.
 
         Raises:
             ConfigurationError: the clock reads a time a token cannot record.
         """
+        expires_in = self.expires_in
         if loaded.keep_times and loaded.issued_at is not None and payload == loaded.payload:
-            issued_at, expires_at = loaded.issued_at, loaded.expires_at
-            if expires_at is not None and expires_at > _U64_MAX:
-                expires_at = _U64_MAX  # issued-at plus expires_in past the format's range
+            issued_at, deadline = loaded.issued_at, loaded.expires_at
         else:
             if not 0 <= now < 2**64 - MAX_SECONDS:  # also refuses NaN
                 raise ConfigurationError(f"the clock reads {now!r}, outside the range a token can record")
             issued_at = math.floor(now)
-            expires_at = None if self.expires_in is None else issued_at + self.expires_in
-        return self.codec(descriptor).seal(payload, issued_at, expires_at), expires_at
+            deadline = None if expires_in is None else issued_at + expires_in
+        written = deadline
+        if deadline is not None and expires_in is not None and deadline >= issued_at + expires_in:
+            written = None
+        elif written is not None and written > _U64_MAX:
+            written = _U64_MAX  # past the format's range
+        return self.codec(descriptor).seal(payload, issued_at, written), deadline
 
     def save(self, descriptor: State[T], loaded: Loaded[T], payload: bytes | None, now: float) -> list[str]:
         """Write or delete this handler's cookie; see :meth:`Handler.save`.
@@ -259,8 +277,8 @@ class ClientStored(Immutable):
         writer = self._writer
         if payload is None:
             return [writer.delete_cookie(chunk_name(self.name, i)) for i in range(loaded.chunks + 1)]
-        token, expires_at = self.seal(descriptor, loaded, payload, now)
-        lifetime = None if expires_at is None else expires_at - math.floor(now)
+        token, deadline = self.seal(descriptor, loaded, payload, now)
+        lifetime = None if deadline is None else deadline - math.floor(now)
         if not self.chunked:
             return [writer.set_cookie(self.name, token, lifetime)]
         pairs = split_token(self.name, token, self.max_chunks)
@@ -360,12 +378,17 @@ def client_stored(
         max_value = chunk_size(name, max_chunks) * max_chunks
     else:
         max_value = MAX_COOKIE_BYTES - len(name)
+    mode = Mode.ENCRYPTED if encrypted else Mode.AUTHENTICATED
+    # The longest payload whose token fits (token_length grows by at most 2 per byte).
+    max_payload = max_value * 3 // 4
+    while max_payload > 0 and token_length(mode, max_payload, False) > max_value:
+        max_payload -= 1
     handler = object.__new__(ClientStored)
     handler._set(
         keyring=keyring,
         name=name,
         attributes=attributes,
-        mode=Mode.ENCRYPTED if encrypted else Mode.AUTHENTICATED,
+        mode=mode,
         expires_in=expires_in,
         refresh_after=refresh_after,
         clock_skew=clock_skew,
@@ -374,6 +397,7 @@ def client_stored(
         max_chunks=max_chunks,
         _writer=CookieWriter(attributes),
         _max_value=max_value,
+        _max_payload=max_payload,
         _codecs={},
     )
     return handler

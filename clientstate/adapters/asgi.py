@@ -23,7 +23,7 @@ from typing import Any, Final, TypeVar
 from clientstate._core.binding import Binding, Clock
 from clientstate._core.config import checked
 from clientstate._core.handler import Handler
-from clientstate._core.headers import VARY_COOKIE, headers_to_add
+from clientstate._core.headers import VARY_COOKIE, VARY_ONLY, headers_to_add
 from clientstate._core.state import State
 from clientstate.adapters.middleware import Middleware
 
@@ -42,7 +42,8 @@ _WEBSOCKET: Final = (
     "to set cookies; change the state in an HTTP request"
 )
 _RETURNED: Final = "the application had already returned"
-_ENCODED: Final = {VARY_COOKIE: (b"vary", b"Cookie"), ("Cache-Control", "private"): (b"cache-control", b"private")}
+_VARY_COOKIE: Final = (b"vary", b"Cookie")
+_ENCODED: Final = {VARY_COOKIE: _VARY_COOKIE, ("Cache-Control", "private"): (b"cache-control", b"private")}
 
 
 def _encode_header(header: tuple[str, str]) -> tuple[bytes, bytes]:
@@ -71,8 +72,7 @@ class StateMiddleware(Middleware[ASGIApp]):
             return
         binding = self.binding
         slot = binding.begin([value.decode("latin-1") for name, value in scope["headers"] if name == b"cookie"])
-        scope = {**scope}
-        binding.attach(scope, slot)
+        scope = binding.attached(scope, slot)
         if kind == "websocket":
             slot.close(_WEBSOCKET)
             await self.app(scope, receive, send)
@@ -84,7 +84,11 @@ class StateMiddleware(Middleware[ASGIApp]):
                 set_cookies = binding.finish(slot) if message.get("status", 200) < 500 else binding.abandon(slot)
                 headers = list(message.get("headers", ()))
                 extra = headers_to_add(headers, set_cookies, binding)
-                message = {**message, "headers": [*headers, *map(_encode_header, extra)]}
+                if extra is VARY_ONLY:
+                    headers.append(_VARY_COOKIE)
+                else:
+                    headers.extend(map(_encode_header, extra))
+                message = {**message, "headers": headers}
             await send(message)
 
         try:

@@ -128,6 +128,7 @@ def run(
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
+    sock.listen(2048)  # connections wait in the backlog while the lifespan starts: none is refused
     bound_port = sock.getsockname()[1]
     config = uvicorn.Config(make_asgi_app(handler), log_level="warning", lifespan="on")
     say(f"serving http://{_url_host(host)}:{bound_port}/ (asgi, uvicorn) - Ctrl+C stops")

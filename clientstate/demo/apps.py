@@ -10,6 +10,7 @@ own ``/api/state`` call is what reports a load error.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterable
@@ -18,9 +19,11 @@ from typing import Any
 from clientstate import asgi, sudo, wsgi
 from clientstate._core.binding import Clock
 from clientstate._core.handler import Handler
-from clientstate._core.slot import get_slot
-from clientstate.demo.api import DEMO_STATE, handle_api, page
+from clientstate._core.slot import StateSlot, get_slot
+from clientstate._handlers.client_stored import ClientStored
+from clientstate.demo.api import DEMO_STATE, DemoState, handle_api, page
 from clientstate.demo.http import lifespan, read_asgi_body, read_wsgi_body, status_line
+from clientstate.demo.transactions import Transactions, is_tx_path
 
 __all__ = ["make_asgi_app", "make_wsgi_app"]
 
@@ -34,6 +37,17 @@ def _json(data: dict[str, Any]) -> bytes:
     return json.dumps(data, separators=(",", ":")).encode()
 
 
+def _transactions(handler: Handler) -> Transactions:
+    """The app's transaction API; batons use the cookie keyring's own ``baton`` subkey."""
+    return Transactions(handler.keyring if isinstance(handler, ClientStored) else None)
+
+
+def _user(slot: StateSlot[DemoState]) -> str | None:
+    """The principal of the transaction API: the logged-in user, if any."""
+    state = slot.state
+    return None if state is None else state.user
+
+
 def _static(method: str, path: str) -> tuple[int, tuple[str, str], bytes]:
     """The answer for anything outside ``/api/``: the page, or 404."""
     if path == "/" and method in ("GET", "HEAD"):
@@ -43,6 +57,7 @@ def _static(method: str, path: str) -> tuple[int, tuple[str, str], bytes]:
 
 def make_wsgi_app(handler: Handler, clock: Clock = time.time) -> wsgi.WSGIApp:
     """The demo as a WSGI application, state handled by ``handler``."""
+    tx = _transactions(handler)  # started by its first request (waitress has no lifespan); reaper in a thread
 
     def api(environ: dict[str, Any], start_response: wsgi.StartResponse) -> Iterable[bytes]:
         body = read_wsgi_body(environ, _MAX_BODY)
@@ -50,7 +65,11 @@ def make_wsgi_app(handler: Handler, clock: Clock = time.time) -> wsgi.WSGIApp:
             status, data = 413, {"error": "body_too_large"}
         else:
             slot = get_slot(environ, DEMO_STATE)
-            status, data = handle_api(environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", ""), body, slot)
+            method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")
+            if is_tx_path(path):
+                status, data = tx.handle(method, path, body, _user(slot))
+            else:
+                status, data = handle_api(method, path, body, slot)
         out = _json(data)
         start_response(status_line(status), [_JSON, ("Content-Length", str(len(out)))])
         return [out]
@@ -77,6 +96,7 @@ def make_wsgi_app(handler: Handler, clock: Clock = time.time) -> wsgi.WSGIApp:
 
 def make_asgi_app(handler: Handler, clock: Clock = time.time) -> asgi.ASGIApp:
     """The demo as an ASGI application, state handled by ``handler``."""
+    tx = _transactions(handler)  # started and shut down by the lifespan (or started by its first request)
 
     async def respond(send: asgi.Send, status: int, header: tuple[str, str], body: bytes) -> None:
         await send(
@@ -95,6 +115,9 @@ def make_asgi_app(handler: Handler, clock: Clock = time.time) -> asgi.ASGIApp:
         body = await read_asgi_body(receive, _MAX_BODY)
         if body is None:
             status, data = 413, {"error": "body_too_large"}
+        elif is_tx_path(scope["path"]):  # SQLite blocks: off the event loop
+            user = _user(get_slot(scope, DEMO_STATE))
+            status, data = await asyncio.to_thread(tx.handle, scope["method"], scope["path"], body, user)
         else:
             status, data = handle_api(scope["method"], scope["path"], body, get_slot(scope, DEMO_STATE))
         await respond(send, status, _JSON, _json(data))
@@ -111,7 +134,7 @@ def make_asgi_app(handler: Handler, clock: Clock = time.time) -> asgi.ASGIApp:
 
     async def app(scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
         if scope["type"] == "lifespan":
-            await lifespan(receive, send)
+            await lifespan(receive, send, tx.startup, tx.shutdown)
             return
         if scope["type"] != "http":
             return

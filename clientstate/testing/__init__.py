@@ -39,7 +39,7 @@ from clientstate.testing.clock import FrozenClock
 from clientstate.testing.keys import fixed_key, fixed_keyring
 
 if TYPE_CHECKING:
-    from clientstate.testing._types import UnsupportedTypeError
+    from clientstate.testing._walk import UnsupportedTypeError
     from clientstate.testing.checks import (
         check_all,
         check_fits_cookie,
@@ -70,7 +70,7 @@ __all__ = [
 ]
 
 _LAZY = {
-    "UnsupportedTypeError": "clientstate.testing._types",
+    "UnsupportedTypeError": "clientstate.testing._walk",
     "check_all": "clientstate.testing.checks",
     "check_fits_cookie": "clientstate.testing.checks",
     "check_migrations": "clientstate.testing.checks",

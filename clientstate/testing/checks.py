@@ -14,14 +14,14 @@ value (and, for sizes, the field) when the property does not hold:
   and then round-trips and is stable.
 * :func:`check_fits_cookie`: no value overflows the 4096-byte cookie limit:
   fields with no size bound are named (with the size at which they overflow),
-  the largest value of the type is built and saved, and a Hypothesis search
-  steered toward large values looks for more.
+  the largest value of the type is measured, and a Hypothesis search steered
+  toward large values looks for more.
 * :func:`check_all`: all four, reporting every failure together.
 
-``handler`` is a :class:`~clientstate.handler.Handler`, a list of them, or
-``None`` for two ``client_stored`` handlers on a fixed test keyring, one per
-mode (authenticated and encrypted), with the cookie name ``"session"``. Pass
-your own handler to check its exact configuration (cookie name, mode,
+``handler`` is a :class:`~clientstate.Handler`, a list of them, or ``None``
+for two ``client_stored`` handlers on a fixed test keyring, one per mode
+(authenticated and encrypted), with the cookie name ``"session"``. Pass your
+own handler to check its exact configuration (cookie name, mode,
 ``expires_in``, ``validate``...). Time comes from ``clock`` (default a
 :class:`~clientstate.testing.FrozenClock`), so no check depends on the wall clock.
 
@@ -31,31 +31,38 @@ Call the checks from a plain test function, not from inside ``@given``.
 from __future__ import annotations
 
 import reprlib
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Final
+from collections.abc import Callable, Sequence
+from typing import Any, Final, TypeVar
 
-import msgspec.inspect as mi
+import msgspec
 from hypothesis import HealthCheck, given, reject, settings, target
 from hypothesis import seed as hypothesis_seed
 from hypothesis.strategies import SearchStrategy
 
-from clientstate.cookies import MAX_COOKIE_BYTES
-from clientstate.errors import CookieTooLarge
-from clientstate.handler import ClientStored, Handler, client_stored
-from clientstate.session import Binding, Clock
-from clientstate.state import State
-from clientstate.testing._extremes import Extremes, NoValueError, encoded_size
-from clientstate.testing._types import Growth, growth_paths, render_path, root_label, type_info, unwrap
+from clientstate._core.binding import Binding, Clock
+from clientstate._core.cookies import MAX_COOKIE_BYTES
+from clientstate._core.errors import CookieTooLarge
+from clientstate._core.handler import Handler
+from clientstate._core.state import State
+from clientstate._handlers.client_stored import ClientStored, client_stored
+from clientstate.testing._walk import Extents, Growth, render_path, root_label, type_info, unwrap
+from clientstate.testing.client import cookie_header
 from clientstate.testing.clock import FrozenClock
 from clientstate.testing.keys import fixed_keyring
 from clientstate.testing.strategies import old_states, states
 
 __all__ = ["check_all", "check_fits_cookie", "check_migrations", "check_round_trip", "check_stable"]
 
+B = TypeVar("B")
+
+#: What the checks take as ``handler``.
+Handlers = Handler | Sequence[Handler] | None
+
 #: The cookie name of the default handlers.
 DEFAULT_COOKIE: Final = "session"
 #: Units (characters, items...) beyond which growth is no longer measured.
 _GROW_LIMIT: Final = 1 << 20
+_MISSING: Final = object()
 
 _repr = reprlib.Repr()
 _repr.maxstring = 80
@@ -78,61 +85,58 @@ def default_handlers() -> list[Handler]:
     ]
 
 
-def _handlers(handler: Handler | Sequence[Handler] | None) -> list[Handler]:
+def _bindings(state: State[Any], handler: Handlers, clock: Clock | None) -> list[Binding[Any]]:
+    """One :class:`Binding` of ``state`` per handler, on ``clock`` (default a fresh ``FrozenClock``).
+
+    Raises:
+        TypeError: ``handler`` is neither a handler, a non-empty list of them, nor ``None``.
+    """
     if handler is None:
-        return default_handlers()
-    if isinstance(handler, Sequence):
-        handlers = list(handler)
-        if handlers and all(_is_handler(h) for h in handlers):
-            return handlers
-    elif _is_handler(handler):
-        return [handler]
-    raise TypeError(f"handler must be a clientstate Handler, a list of them, or None; got {handler!r}")
-
-
-def _is_handler(candidate: object) -> bool:
-    return all(callable(getattr(candidate, method, None)) for method in ("prepare", "load", "save"))
+        handlers = default_handlers()
+    elif isinstance(handler, Handler):
+        handlers = [handler]
+    else:
+        handlers = list(handler) if isinstance(handler, Sequence) else []
+        if not handlers or not all(isinstance(h, Handler) for h in handlers):
+            raise TypeError(f"handler must be a clientstate Handler, a list of them, or None; got {handler!r}")
+    now = clock if clock is not None else FrozenClock()
+    return [Binding(state, h, now) for h in handlers]
 
 
 def describe(handler: Handler) -> str:
     """``"authenticated handler, cookie 'session'"`` for a ClientStored handler, else ``repr``."""
-    if isinstance(handler, ClientStored):
-        if getattr(handler, "chunked", False):
-            chunks = getattr(handler, "max_chunks", "?")
-            return f"{handler.mode.name.lower()} handler, cookie {handler.name!r} chunked into up to {chunks}"
-        return f"{handler.mode.name.lower()} handler, cookie {handler.name!r}"
-    return repr(handler)
+    if not isinstance(handler, ClientStored):
+        return repr(handler)
+    chunks = f" chunked into up to {handler.max_chunks}" if handler.chunked else ""
+    return f"{handler.mode.name.lower()} handler, cookie {handler.name!r}{chunks}"
 
 
-def _settings(max_examples: int) -> settings:
+def _run(test: Callable[[Any], None], strategy: SearchStrategy[Any], max_examples: int, seed: int | None) -> None:
+    """Run ``test`` on ``max_examples`` values of ``strategy``.
+
+    Raises:
+        ValueError: ``max_examples`` is not an integer >= 1.
+        AssertionError: from ``test``.
+    """
     if isinstance(max_examples, bool) or not isinstance(max_examples, int) or max_examples < 1:
         raise ValueError(f"max_examples must be an integer >= 1, got {max_examples!r}")
-    return settings(
+    wrapped: Any = settings(
         max_examples=max_examples,
         deadline=None,
         database=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
+    )(given(strategy)(test))
+    (wrapped if seed is None else hypothesis_seed(seed)(wrapped))()
 
 
-def _run(test: Callable[..., None], strategy: SearchStrategy[Any], max_examples: int, seed: int | None) -> None:
-    wrapped: Any = given(strategy)(test)
-    wrapped = _settings(max_examples)(wrapped)
-    if seed is not None:
-        wrapped = hypothesis_seed(seed)(wrapped)
-    wrapped()
+def _each(bindings: Sequence[B], assertion: Callable[[B, Any], object]) -> Callable[[Any], None]:
+    """A test that runs ``assertion(binding, value)`` for every binding (or pair of them)."""
 
+    def test(value: Any) -> None:
+        for binding in bindings:
+            assertion(binding, value)
 
-def cookie_header(set_cookies: Iterable[str]) -> str:
-    """The ``Cookie`` header a browser sends back after these ``Set-Cookie`` values (deletions dropped)."""
-    pairs = []
-    for line in set_cookies:
-        pair, _, attributes = line.partition(";")
-        name, _, value = pair.partition("=")
-        deleted = any(a.strip().lower() == "max-age=0" for a in attributes.split(";"))
-        if value and not deleted:
-            pairs.append(f"{name.strip()}={value.strip()}")
-    return "; ".join(pairs)
+    return test
 
 
 def _save(binding: Binding[Any], value: Any) -> list[str]:
@@ -146,11 +150,7 @@ def _save(binding: Binding[Any], value: Any) -> list[str]:
 
 
 def check_round_trip(
-    state: State[Any],
-    handler: Handler | Sequence[Handler] | None = None,
-    *,
-    max_examples: int = 100,
-    clock: Clock | None = None,
+    state: State[Any], handler: Handlers = None, *, max_examples: int = 100, clock: Clock | None = None,
     seed: int | None = None,
 ) -> None:
     """Check that every value saved by ``handler`` loads back as the same value.
@@ -174,46 +174,33 @@ def check_round_trip(
         TypeError: ``handler`` is not a handler.
         UnsupportedTypeError: the state's type has no strategy.
     """
-    handlers = _handlers(handler)
-    now = clock if clock is not None else FrozenClock()
-    bindings = [Binding(state, h, now) for h in handlers]
-
-    def round_trip(value: Any) -> None:
-        for binding in bindings:
-            _assert_round_trip(binding, value)
-
-    _run(round_trip, states(state), max_examples, seed)
+    _run(_each(_bindings(state, handler, clock), _assert_round_trip), states(state), max_examples, seed)
 
 
-def _assert_round_trip(binding: Binding[Any], value: Any) -> Any:
-    state, where = binding.state, describe(binding.handler)
+def _assert_round_trip(binding: Binding[Any], value: Any) -> str:
+    """Save ``value``, load it back, and return the ``Cookie`` header that holds it."""
+    state, where = binding.descriptor, describe(binding.handler)
     try:
         set_cookies = _save(binding, value)
     except CookieTooLarge:
         reject()
-    if not cookie_header(set_cookies):
+    header = cookie_header(set_cookies)
+    if not header:
         raise AssertionError(
             f"state {state.name!r} ({where}): saving {show(value)} wrote no cookie (Set-Cookie: {set_cookies!r})"
         )
-    header = cookie_header(set_cookies)
     slot = binding.begin([header])
     if slot.error is not None:
         raise AssertionError(
             f"state {state.name!r} ({where}): the cookie written for {show(value)} did not load: {slot.error}"
         )
     if not state.equal(slot.state, value):
-        raise AssertionError(
-            f"state {state.name!r} ({where}): saved {show(value)} but loaded {show(slot.state)}"
-        )
-    return header
+        raise AssertionError(f"state {state.name!r} ({where}): saved {show(value)} but loaded {show(slot.state)}")
+    return str(header)
 
 
 def check_stable(
-    state: State[Any],
-    handler: Handler | Sequence[Handler] | None = None,
-    *,
-    max_examples: int = 100,
-    clock: Clock | None = None,
+    state: State[Any], handler: Handlers = None, *, max_examples: int = 100, clock: Clock | None = None,
     seed: int | None = None,
 ) -> None:
     """Check that a response leaving the loaded state unchanged writes no cookie.
@@ -226,19 +213,15 @@ def check_stable(
     Args and Raises: as :func:`check_round_trip`; the ``AssertionError`` names
     the value and which of (a)-(c) wrote a cookie.
     """
-    handlers = _handlers(handler)
-    now = clock if clock is not None else FrozenClock()
-    bindings = [Binding(state, h, now) for h in handlers]
 
-    def stable(value: Any) -> None:
-        for binding in bindings:
-            _assert_stable(binding, _assert_round_trip(binding, value), value)
+    def stable(binding: Binding[Any], value: Any) -> None:
+        _assert_stable(binding, _assert_round_trip(binding, value), value)
 
-    _run(stable, states(state), max_examples, seed)
+    _run(_each(_bindings(state, handler, clock), stable), states(state), max_examples, seed)
 
 
 def _assert_stable(binding: Binding[Any], header: str, value: Any) -> None:
-    state, where = binding.state, describe(binding.handler)
+    state, where = binding.descriptor, describe(binding.handler)
     variants: list[tuple[str, Callable[[Any], Any]]] = [
         ("the loaded value, unchanged", lambda loaded: loaded),
         ("the value it was saved from", lambda _loaded: value),
@@ -259,16 +242,12 @@ def _assert_stable(binding: Binding[Any], header: str, value: Any) -> None:
 
 
 def check_migrations(
-    state: State[Any],
-    handler: Handler | Sequence[Handler] | None = None,
-    *,
-    max_examples: int = 100,
-    clock: Clock | None = None,
+    state: State[Any], handler: Handlers = None, *, max_examples: int = 100, clock: Clock | None = None,
     seed: int | None = None,
 ) -> None:
     """Check that every value of every older schema version migrates, round-trips and is stable.
 
-    For each :class:`~clientstate.state.Migration` and each value drawn by
+    For each :class:`~clientstate.Migration` and each value drawn by
     :func:`~clientstate.testing.old_states`: a cookie is written as a
     deployment at that schema version wrote it (same handler, same state
     name, the old version and type). Loading it with ``state`` must succeed
@@ -283,25 +262,17 @@ def check_migrations(
             and the load error or the mismatch.
         ValueError, TypeError, UnsupportedTypeError: as :func:`check_round_trip`.
     """
-    handlers = _handlers(handler)
-    now = clock if clock is not None else FrozenClock()
+    bindings = _bindings(state, handler, clock)
     for migration in state.migrations:
         old_state: State[Any] = State(state.name, migration.type, version=migration.version)
-        pairs = [(Binding(old_state, h, now), Binding(state, h, now)) for h in handlers]
-
-        _run(_migration_test(pairs, migration.version), old_states(state, migration.version), max_examples, seed)
-
-
-def _migration_test(pairs: list[tuple[Binding[Any], Binding[Any]]], version: int) -> Callable[[Any], None]:
-    def migrates(old_value: Any) -> None:
-        for old_binding, binding in pairs:
-            _assert_migrates(old_binding, binding, version, old_value)
-
-    return migrates
+        pairs = [(Binding(old_state, b.handler, b.clock), b) for b in bindings]
+        _run(_each(pairs, _assert_migrates), old_states(state, migration.version), max_examples, seed)
 
 
-def _assert_migrates(old_binding: Binding[Any], binding: Binding[Any], version: int, old_value: Any) -> None:
-    state, where = binding.state, describe(binding.handler)
+def _assert_migrates(bindings: tuple[Binding[Any], Binding[Any]], old_value: Any) -> None:
+    """Save ``old_value`` with the old version's binding, then load, migrate, re-issue and reload it."""
+    old_binding, binding = bindings
+    state, where, version = binding.descriptor, describe(binding.handler), old_binding.descriptor.version
     intro = f"state {state.name!r} ({where}): a version-{version} cookie holding {show(old_value)}"
     try:
         old_header = cookie_header(_save(old_binding, old_value))
@@ -340,49 +311,62 @@ def cookie_fits(binding: Binding[Any], value: Any) -> tuple[bool, int]:
         lines = _save(binding, value)
     except CookieTooLarge as exc:
         return False, exc.size
-    sizes = [len(line.partition(";")[0].encode()) - 1 for line in lines]
-    return True, max(sizes, default=0)
+    return True, max((len(line.partition(";")[0].encode()) - 1 for line in lines), default=0)
 
 
-def field_sizes(value: Any, info: mi.Type) -> str:
-    """``"items: 3012 bytes, name: 40 bytes"``: the encoded size of each field, largest first."""
-    info = unwrap(info)
-    fields = getattr(info, "fields", None)
-    if not fields:
-        return f"{encoded_size(value)} bytes in all"
-    sizes = []
-    for field in fields:
-        try:
-            part = value[field.name] if isinstance(value, dict) else getattr(value, field.name)
-        except (KeyError, AttributeError):
-            continue
-        sizes.append((encoded_size(part), field.name))
-    sizes.sort(reverse=True)
-    return ", ".join(f"{name}: {size} bytes" for size, name in sizes[:6])
+def _overflow(binding: Binding[Any], payload: bytes) -> int | None:
+    """The cookie size (name plus value, bytes) if a state encoded as ``payload`` cannot be saved, else ``None``."""
+    try:
+        binding.handler.check_size(binding.descriptor, payload)
+    except CookieTooLarge as exc:
+        return exc.size
+    return None
+
+
+def _part(value: Any, name: str) -> Any:
+    """Field ``name`` of ``value`` (a dict's key, for a TypedDict), or ``_MISSING``."""
+    return value.get(name, _MISSING) if isinstance(value, dict) else getattr(value, name, _MISSING)
+
+
+def _by_field(sizes: Sequence[tuple[str, int]], total: int) -> str:
+    """``"items: 3012 bytes, name: 40 bytes"``: the largest six parts, or ``"N bytes in all"``."""
+    if not sizes:
+        return f"{total} bytes in all"
+    return ", ".join(f"{name}: {size} bytes" for size, name in sorted(((s, n) for n, s in sizes), reverse=True)[:6])
 
 
 def check_fits_cookie(
-    state: State[Any],
-    handler: Handler | Sequence[Handler] | None = None,
-    *,
-    max_examples: int = 100,
-    clock: Clock | None = None,
+    state: State[Any], handler: Handlers = None, *, max_examples: int = 100, clock: Clock | None = None,
     seed: int | None = None,
 ) -> None:
     """Check that no value of the state can overflow the 4096-byte cookie limit.
 
-    Three steps; the first two are deterministic:
+    Three steps; the first two are deterministic and measure MessagePack
+    encodings built from the type (``Handler.check_size``), not drawn values:
 
     1. every part of the type with no size bound (a ``str``, ``bytes`` or
        collection without ``max_length``, a ``Decimal``, ``Any``, a recursive
-       Struct) is a failure: a value is built with that part grown and every
-       other part at its smallest, and the message gives the size (characters,
-       bytes, items, digits) at which the cookie stops fitting;
+       Struct) is a failure, and the message gives the size (characters,
+       bytes, items, digits) at which the cookie stops fitting with that part
+       grown and every other part at its smallest;
     2. the largest value of the type (every ``max_length`` reached, 4-byte
-       characters, the longest union branch, every optional field set) must
-       fit; the message lists the fields by encoded size;
-    3. Hypothesis draws ``max_examples`` values, steered toward large encodings
-       (``hypothesis.target``), and each must fit.
+       characters, the longest union branch and numbers, every optional field
+       set) must fit; the message lists the fields by encoded size;
+    3. Hypothesis draws ``max_examples`` values, steered toward large
+       encodings (``hypothesis.target``), and each must fit when saved.
+
+    The sizes of steps 1 and 2 are exact, except for these conservative rules
+    (they may only overstate a size):
+
+    * a ``pattern`` is never analysed: a string with one counts as
+      ``max_length`` 4-byte characters, even at its smallest; without
+      ``max_length`` it is a part with no size bound (add ``max_length``),
+      and at its smallest it has ``min_length`` characters;
+    * the largest collection holds ``max_length`` copies of its largest item
+      (a set or dict at most as many as its item or key type has values); a
+      grown set or dict holds the smallest distinct ints, strings, bytes, enum
+      members or ``Literal`` values, and copies of the largest item otherwise;
+    * a value built past 4 MiB stops there (it is far over any cookie).
 
     Args: as :func:`check_round_trip`.
 
@@ -391,64 +375,54 @@ def check_fits_cookie(
             size of the largest value and its biggest fields.
         ValueError, TypeError, UnsupportedTypeError: as :func:`check_round_trip`.
     """
-    handlers = _handlers(handler)
-    now = clock if clock is not None else FrozenClock()
-    bindings = [Binding(state, h, now) for h in handlers]
+    bindings = _bindings(state, handler, clock)
     info = type_info(state.type, f"state {state.name!r}")
     root = root_label(info)
-    probe = Extremes(root)
-
-    def pattern_bounded(t: mi.StrType) -> bool:
-        try:
-            return probe.pattern_bound(t, ()) is not None
-        except NoValueError:
-            return False
-
-    problems = [_growth_problem(bindings, info, root, g) for g in growth_paths(info, pattern_bounded)]
-    try:
-        largest = Extremes(root, largest=True).value(info, top=True)
-    except NoValueError:
-        largest = None  # e.g. a pattern no example was found for: step 3 still searches
-    if largest is not None:
-        for binding in bindings:
-            fits, size = cookie_fits(binding, largest)
-            if not fits:
-                problems.append(
-                    f"  - the largest value of the type makes a {size}-byte cookie ({describe(binding.handler)}), "
-                    f"over the {MAX_COOKIE_BYTES}-byte limit; by field: {field_sizes(largest, info)}. "
-                    f"Lower the max_length of the biggest fields."
-                )
-                break
+    extent = Extents(root).visit(info, (), True)
+    problems = [_growth_problem(bindings, root, growth) for growth in extent.growths]
+    largest = extent.large
+    oversized = [] if largest is None else [(s, b) for b in bindings if (s := _overflow(b, largest)) is not None]
+    if largest is not None and oversized:
+        size, binding = oversized[0]
+        problems.append(
+            f"  - the largest value of the type makes a {size}-byte cookie ({describe(binding.handler)}), "
+            f"over the {MAX_COOKIE_BYTES}-byte limit; by field: {_by_field(extent.fields, len(largest))}. "
+            f"Lower the max_length of the biggest fields."
+        )
     if problems:
         raise AssertionError(
             f"state {state.name!r} can outgrow the {MAX_COOKIE_BYTES}-byte cookie limit "
             f"(name plus value; browsers drop larger cookies):\n" + "\n".join(problems)
         )
+    fields = getattr(unwrap(info), "fields", ())
 
-    def fits_cookie(value: Any) -> None:
-        for binding in bindings:
-            fits, size = cookie_fits(binding, value)
-            target(float(size), label=describe(binding.handler))
-            if not fits:
-                raise AssertionError(
-                    f"state {state.name!r}: {show(value)} makes a {size}-byte cookie ({describe(binding.handler)}), "
-                    f"over the {MAX_COOKIE_BYTES}-byte limit; by field: {field_sizes(value, info)}"
-                )
+    def fits_cookie(binding: Binding[Any], value: Any) -> None:
+        fits, size = cookie_fits(binding, value)
+        target(float(size), label=describe(binding.handler))
+        if not fits:
+            parts = [(f.name, len(msgspec.msgpack.encode(part))) for f in fields
+                     if (part := _part(value, f.name)) is not _MISSING]
+            raise AssertionError(
+                f"state {state.name!r}: {show(value)} makes a {size}-byte cookie ({describe(binding.handler)}), "
+                f"over the {MAX_COOKIE_BYTES}-byte limit; by field: "
+                f"{_by_field(parts, len(msgspec.msgpack.encode(value)))}"
+            )
 
-    _run(fits_cookie, states(state), max_examples, seed)
+    _run(_each(bindings, fits_cookie), states(state), max_examples, seed)
 
 
-def _growth_problem(bindings: list[Binding[Any]], info: mi.Type, root: str, growth: Growth) -> str:
-    where = render_path(root, growth.path)
-    head = f"  - {where} ({growth.label}) has no size bound"
-    if growth.unit == "levels":
-        return f"{head}: {growth.hint}"
+def _growth_problem(bindings: list[Binding[Any]], root: str, growth: Growth) -> str:
+    """The message line for an unbounded part: where it is, and how far it can grow (the tightest handler)."""
+    head = f"  - {render_path(root, growth.path)} ({growth.label}) has no size bound"
+    if growth.grow is None:
+        unmeasured = "" if growth.unit == "levels" else f" ({growth.unit} not measured)"
+        return f"{head}{unmeasured}: {growth.hint}"
     tightest: tuple[int, int, Binding[Any]] | None = None
     for binding in bindings:
         try:
-            measured = _largest_fitting(binding, info, root, growth)
-        except NoValueError as exc:
-            return f"{head} ({growth.unit} not measured: {exc}); {growth.hint}"
+            measured = _largest_fitting(binding, growth.grow)
+        except LookupError as exc:
+            return f"{head} ({growth.unit} not measured: no value of {exc} {growth.unit} was built); {growth.hint}"
         if measured is not None and (tightest is None or measured[0] < tightest[0]):
             tightest = (*measured, binding)
     if tightest is None:
@@ -462,45 +436,47 @@ def _growth_problem(bindings: list[Binding[Any]], info: mi.Type, root: str, grow
     )
 
 
-def _largest_fitting(
-    binding: Binding[Any], info: mi.Type, root: str, growth: Growth
-) -> tuple[int, int] | None:
-    """``(n, size)``: the most units that fit, and the cookie size at one more.
+def _largest_fitting(binding: Binding[Any], grow: Callable[[int], bytes | None]) -> tuple[int, int] | None:
+    """``(n, size)``: the most units that fit, and the cookie size at ``n + 1``.
 
-    ``None`` if even 1 MiB of units fits (a handler that does not limit sizes).
+    ``(-1, size)`` when even 0 units overflow; ``None`` when 1 Mi units fit
+    (a handler that does not limit sizes).
+
+    Raises:
+        LookupError: ``grow`` built no value of a size asked for (the size is the argument).
     """
 
-    def attempt(n: int) -> tuple[bool, int]:
-        value = Extremes(root, grow=(growth.path, n)).value(info, top=True)
-        return cookie_fits(binding, value)
+    def overflow(n: int) -> int | None:
+        payload = grow(n)
+        if payload is None:
+            raise LookupError(n)
+        return _overflow(binding, payload)
 
-    top = MAX_COOKIE_BYTES  # enough for one cookie; chunked handlers need more
-    while attempt(top)[0]:
+    top, size = MAX_COOKIE_BYTES, overflow(MAX_COOKIE_BYTES)  # enough for one cookie; chunks need more
+    while size is None:
         top *= 2
         if top > _GROW_LIMIT:
             return None
-    fits, size = attempt(0)
-    if not fits:
-        return -1, size
-    lo, hi = 0, top  # attempt(lo) fits, attempt(hi) does not
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if attempt(mid)[0]:
+        size = overflow(top)
+    at_zero = overflow(0)
+    if at_zero is not None:
+        return -1, at_zero
+    lo = 0  # overflow(lo) is None, overflow(top) is size
+    while top - lo > 1:
+        mid = (lo + top) // 2
+        mid_size = overflow(mid)
+        if mid_size is None:
             lo = mid
         else:
-            hi = mid
-    return lo, attempt(hi)[1]
+            top, size = mid, mid_size
+    return lo, size
 
 
 # --- all ------------------------------------------------------------------------------
 
 
 def check_all(
-    state: State[Any],
-    handler: Handler | Sequence[Handler] | None = None,
-    *,
-    max_examples: int = 100,
-    clock: Clock | None = None,
+    state: State[Any], handler: Handlers = None, *, max_examples: int = 100, clock: Clock | None = None,
     seed: int | None = None,
 ) -> None:
     """Run :func:`check_round_trip`, :func:`check_stable`, :func:`check_migrations` and :func:`check_fits_cookie`.
@@ -522,5 +498,6 @@ def check_all(
         except AssertionError as exc:
             failures.append(f"{check.__name__}: {exc}")
     if failures:
-        raise AssertionError(f"{len(failures)} of {len(checks)} checks failed for state {state.name!r}:\n\n"
-                             + "\n\n".join(failures))
+        raise AssertionError(
+            f"{len(failures)} of {len(checks)} checks failed for state {state.name!r}:\n\n" + "\n\n".join(failures)
+        )

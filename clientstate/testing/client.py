@@ -26,7 +26,10 @@ over plain HTTP. :func:`asgi_client` therefore uses
 cookies is refused with a message saying so.
 
 Like a browser, the client drops its state cookie once the cookie's
-``Max-Age`` has passed on the test's clock (a :class:`FrozenClock`). With a
+``Max-Age`` has passed on the test's clock (a :class:`FrozenClock`), and only
+then: the framework client's own jar is not told the ``Max-Age``, so the wall
+clock never expires a cookie. (``client_stored`` sends a ``Max-Age`` with every
+cookie: the token's remaining lifetime, 30 days by default.) With a
 chunked handler (``client_stored(..., chunked=True)``) the state spans the
 cookies ``name``, ``name.1``, ...; :attr:`StateClient.cookies` lists them and
 every read, write and assertion covers them all.
@@ -38,18 +41,18 @@ import enum
 import importlib
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import urlsplit
 
-from clientstate.chunks import chunk_name
-from clientstate.cookies import CookieAttributes, RequestCookies
-from clientstate.errors import ConfigurationError
-from clientstate.handler import Handler, Loaded
-from clientstate.session import Clock
-from clientstate.state import State
+from clientstate._core.binding import Clock
+from clientstate._core.chunks import chunk_name
+from clientstate._core.cookies import CookieAttributes, RequestCookies
+from clientstate._core.errors import ConfigurationError
+from clientstate._core.handler import Handler, Loaded
+from clientstate._core.state import State
 
-__all__ = ["CookieChange", "StateClient", "asgi_client", "parse_set_cookie", "wsgi_client"]
+__all__ = ["CookieChange", "StateClient", "asgi_client", "cookie_header", "parse_set_cookie", "wsgi_client"]
 
 T = TypeVar("T")
 
@@ -87,6 +90,25 @@ def _is_deletion(value: str, attributes: dict[str, str]) -> bool:
     return not value or attributes.get("max-age") == "0"
 
 
+def cookie_header(set_cookies: Iterable[str]) -> str:
+    """The ``Cookie`` header a browser sends back after these ``Set-Cookie`` values (deletions dropped)."""
+    pairs = []
+    for line in set_cookies:
+        name, value, attributes = parse_set_cookie(line)
+        if not _is_deletion(value, attributes):
+            pairs.append(f"{name}={value}")
+    return "; ".join(pairs)
+
+
+def _timeless(line: str) -> str:
+    """A ``Set-Cookie`` value that stores a cookie, without ``Max-Age`` and ``Expires``: the client expires it."""
+    name, value, attributes = parse_set_cookie(line)
+    if _is_deletion(value, attributes):
+        return line
+    kept = [key if not val else f"{key}={val}" for key, val in attributes.items() if key not in ("max-age", "expires")]
+    return "; ".join([f"{name}={value}", *kept])
+
+
 class _Jar(Protocol):
     """What StateClient needs from a framework test client."""
 
@@ -122,7 +144,8 @@ class _HttpxJar:
 
     def store(self, lines: list[str]) -> None:
         request = self.module.Request("GET", self.url)
-        response = self.module.Response(200, headers=[("set-cookie", line) for line in lines], request=request)
+        headers = [("set-cookie", _timeless(line)) for line in lines]
+        response = self.module.Response(200, headers=headers, request=request)
         self.client.cookies.extract_cookies(response)
 
     def drop(self, name: str) -> None:
@@ -189,7 +212,7 @@ class StateClient(Generic[T]):
     Args:
         client: Starlette's ``TestClient`` (any ``httpx``/``httpx2``
             ``Client``), Werkzeug's ``Client``, or Flask's ``test_client()``.
-        state: the :class:`~clientstate.state.State` descriptor the app uses.
+        state: the :class:`~clientstate.State` descriptor the app uses.
         handler: the app's handler (the same object, or one with the same
             keys, cookie name and settings).
         clock: the app's clock (seconds since the epoch), typically a
@@ -279,6 +302,8 @@ class StateClient(Generic[T]):
         self._request_line = f"{method.upper()} {path} -> {self._jar.status(response)}"
         lines = self._jar.set_cookie_lines(response)
         self._set_cookies = [line for line in lines if parse_set_cookie(line)[0] in self._names]
+        # The framework client stored them with its own (wall-clock) expiry; store them again without.
+        self._jar.store(self._set_cookies)
         primary = [line for line in lines if parse_set_cookie(line)[0] == self.cookie_name]
         if not primary:
             self.change = CookieChange.UNCHANGED
@@ -364,7 +389,7 @@ class StateClient(Generic[T]):
         self._drop_all()
         if value is None:
             return
-        lines = self.handler.save(self.descriptor, Loaded(), self.descriptor.encode(value), self.clock())
+        lines = self.handler.save(self.descriptor, Loaded.absent(), self.descriptor.encode(value), self.clock())
         self._jar.store(lines)
         for line in lines:
             name, cookie_value, attributes = parse_set_cookie(line)
@@ -475,16 +500,25 @@ class StateClient(Generic[T]):
         return f"StateClient({type(self.client).__name__}, state={self.descriptor.name!r}, cookie={self.cookie_name!r})"
 
 
+def _framework(module: str, name: str, caller: str, needs: str) -> Any:
+    """``module.name``, imported now.
+
+    Raises:
+        ImportError: it is not installed; the message says what ``caller`` needs.
+    """
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ImportError as exc:
+        raise ImportError(f"{caller} needs {needs}: pip install {needs.lower()} ({exc})") from None
+
+
 def asgi_client(
-    app: Any,
-    state: State[T],
-    handler: Handler,
-    clock: Clock | None = None,
-    *,
-    base_url: str = "https://testserver",
+    app: Any, state: State[T], handler: Handler, clock: Clock | None = None, *, base_url: str = "https://testserver",
     **client_kwargs: Any,
 ) -> StateClient[T]:
     """A :class:`StateClient` around Starlette's ``TestClient`` for an ASGI app.
+
+    Use it as a context manager to run the app's lifespan.
 
     Args:
         app: the ASGI app (wrapped with ``clientstate.asgi.setup``).
@@ -492,25 +526,15 @@ def asgi_client(
         base_url: default ``https://testserver``, so ``Secure`` cookies work.
         client_kwargs: more ``TestClient`` arguments (``raise_server_exceptions``, ...).
 
-    Use it as a context manager to run the app's lifespan.
-
     Raises:
         ImportError: Starlette (and httpx) are not installed.
     """
-    try:
-        from starlette.testclient import TestClient
-    except ImportError as exc:
-        raise ImportError(f"asgi_client needs Starlette's TestClient: pip install starlette httpx ({exc})") from None
-    return StateClient(TestClient(app, base_url=base_url, **client_kwargs), state, handler, clock)
+    test_client = _framework("starlette.testclient", "TestClient", "asgi_client", "Starlette httpx")
+    return StateClient(test_client(app, base_url=base_url, **client_kwargs), state, handler, clock)
 
 
 def wsgi_client(
-    app: Any,
-    state: State[T],
-    handler: Handler,
-    clock: Clock | None = None,
-    *,
-    base_url: str = "https://localhost",
+    app: Any, state: State[T], handler: Handler, clock: Clock | None = None, *, base_url: str = "https://localhost",
 ) -> StateClient[T]:
     """A :class:`StateClient` around Werkzeug's test ``Client`` for a WSGI app.
 
@@ -518,15 +542,10 @@ def wsgi_client(
 
     Args:
         app: the WSGI app (wrapped with ``clientstate.wsgi.setup``).
-        state, handler, clock: as :class:`StateClient`.
-        base_url: where requests go; default ``https://localhost``.
+        state, handler, clock: as :class:`StateClient`; ``base_url``: where requests go.
 
     Raises:
         ImportError: Werkzeug is not installed.
     """
-    try:
-        from werkzeug.test import Client
-    except ImportError as exc:
-        raise ImportError(f"wsgi_client needs Werkzeug: pip install werkzeug ({exc})") from None
-    return StateClient(Client(app), state, handler, clock, base_url=base_url)
-
+    client = _framework("werkzeug.test", "Client", "wsgi_client", "Werkzeug")
+    return StateClient(client(app), state, handler, clock, base_url=base_url)

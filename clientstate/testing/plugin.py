@@ -27,10 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from clientstate.handler import ClientStored, Handler, client_stored
-from clientstate.keys import Keyring
-from clientstate.session import Clock
-from clientstate.state import State
+from clientstate._core.binding import Clock
+from clientstate._core.handler import Handler
+from clientstate._core.keys import Keyring
+from clientstate._core.state import State
+from clientstate._handlers.client_stored import ClientStored, client_stored
 from clientstate.testing.clock import FrozenClock
 from clientstate.testing.keys import fixed_keyring
 

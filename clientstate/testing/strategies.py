@@ -1,7 +1,7 @@
-"""Hypothesis strategies for the values of a :class:`~clientstate.state.State`.
+"""Hypothesis strategies for the values of a :class:`~clientstate.State`.
 
 :func:`states` draws every value of a state's type; :func:`old_states` draws
-values of an older schema version (a :class:`~clientstate.state.Migration`'s
+values of an older schema version (a :class:`~clientstate.Migration`'s
 type); :func:`from_type` does the same for any type msgspec can decode.
 
 The strategies are derived from :func:`msgspec.inspect.type_info`, so they
@@ -25,6 +25,9 @@ Details worth knowing:
   items or dict keys (``nan`` is not equal to itself). Decimals likewise.
 * Aware datetimes and times use fixed UTC offsets with whole minutes (which
   is all MessagePack keeps); no time zone database is needed.
+* A string with a ``pattern`` is drawn with :func:`hypothesis.strategies.from_regex`
+  (matching the whole string, or containing a match as msgspec's search allows)
+  and kept only if it also meets the length constraints.
 * A Struct's ``__post_init__`` that raises rejects the draw, as decoding would.
 """
 
@@ -35,28 +38,24 @@ import datetime as dt
 import decimal
 import math
 from collections.abc import Callable
-from typing import Any, Final, TypeVar, cast
+from typing import Annotated, Any, Final, TypeVar, cast
 
 import msgspec
 import msgspec.inspect as mi
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
-from clientstate.state import State
-from clientstate.testing._types import (
+from clientstate._core.state import State
+from clientstate.testing._walk import (
     INT_MAX,
     INT_MIN,
+    Extents,
+    Path,
     UnsupportedTypeError,
-    cardinality,
-    float_validator,
-    int_bounds,
-    is_frozendict,
-    render_path,
+    Visitor,
     root_label,
-    str_validator,
     type_info,
     type_label,
-    union_branches,
     unwrap,
 )
 
@@ -70,6 +69,13 @@ EDGE_CHARS: Final = 2048
 EDGE_ITEMS: Final = 256
 
 _REJECT: Final = object()
+_AWARE_MIN: Final = dt.datetime(1, 1, 2)
+_AWARE_MAX: Final = dt.datetime(9999, 12, 30)
+#: What cannot be a set item or dict key, by node class.
+_UNHASHABLE: Final[dict[type[mi.Type], str]] = {
+    mi.ListType: "list", mi.SetType: "set", mi.DictType: "dict", mi.ByteArrayType: "bytearray",
+    mi.TypedDictType: "a TypedDict (a dict)", mi.RawType: "msgspec.Raw", mi.ExtType: "msgspec.msgpack.Ext",
+}
 
 
 def states(state: State[T]) -> SearchStrategy[T]:
@@ -81,7 +87,7 @@ def states(state: State[T]) -> SearchStrategy[T]:
         def test_total(cart: Cart) -> None: ...
 
     Args:
-        state: the :class:`~clientstate.state.State` descriptor.
+        state: the :class:`~clientstate.State` descriptor.
 
     Returns:
         a ``SearchStrategy`` of values that :meth:`State.encode` accepts.
@@ -104,7 +110,7 @@ def old_states(state: State[Any], version: int) -> SearchStrategy[Any]:
     Args:
         state: the descriptor.
         version: one of ``state.versions``: the version of one of its
-            :class:`~clientstate.state.Migration` s (values of that migration's
+            :class:`~clientstate.Migration` s (values of that migration's
             ``type``), or the current version (same as :func:`states`).
 
     Returns:
@@ -145,41 +151,40 @@ def from_type(tp: Any, *, allow_none: bool = True) -> SearchStrategy[Any]:
 
 def _strategy(tp: Any, *, top: bool) -> SearchStrategy[Any]:
     info = type_info(tp, repr(tp))
-    builder = _Builder(root_label(info))
-    return builder.build(info, (), top=top, hashable=False)
+    return _Strategies(root_label(info)).visit(info, (), top)
 
 
 def _sized(
     make: Callable[[int, int | None], SearchStrategy[Any]], lo: int, hi: int | None, edge: int
 ) -> SearchStrategy[Any]:
-    """``make(lo, hi)``, plus branches drawing exactly ``lo`` and exactly ``hi`` items."""
+    """``make(lo, hi)``, plus branches drawing exactly ``lo`` and (up to ``edge``) exactly ``hi`` items."""
     parts = [make(lo, hi), make(lo, lo)]
     if hi is not None and hi != lo and hi <= edge:
         parts.append(make(hi, hi))
     return st.one_of(*parts)
 
 
-def _utc_offsets() -> SearchStrategy[dt.timezone]:
+def _validator(tp: Any) -> Callable[[Any], bool]:
+    """Whether a value is a valid ``tp`` (an ``Annotated`` type with constraints), decided by msgspec itself."""
+    decoder = msgspec.msgpack.Decoder(tp)
+
+    def valid(value: Any) -> bool:
+        try:
+            decoder.decode(msgspec.msgpack.encode(value))
+        except (msgspec.ValidationError, msgspec.EncodeError, UnicodeEncodeError):
+            return False
+        return True
+
+    return valid
+
+
+def _offsets() -> SearchStrategy[dt.timezone]:
     return st.integers(-(24 * 60 - 1), 24 * 60 - 1).map(lambda m: dt.timezone(dt.timedelta(minutes=m)))
 
 
-_AWARE_MIN: Final = dt.datetime(1, 1, 2)
-_AWARE_MAX: Final = dt.datetime(9999, 12, 30)
-
-
-def _msgpack_scalars(hashable: bool) -> SearchStrategy[Any]:
-    return st.one_of(
-        st.none(),
-        st.booleans(),
-        st.integers(INT_MIN, INT_MAX),
-        st.floats(allow_nan=not hashable),
-        st.text(),
-        st.binary(),
-    )
-
-
 def _any_values(hashable: bool) -> SearchStrategy[Any]:
-    scalars = _msgpack_scalars(hashable)
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(INT_MIN, INT_MAX), st.floats(allow_nan=not hashable),
+                        st.text(), st.binary())
     if hashable:
         return scalars
     return st.recursive(
@@ -189,240 +194,155 @@ def _any_values(hashable: bool) -> SearchStrategy[Any]:
     )
 
 
-class _Builder:
-    """Builds a strategy for one type tree; remembers class strategies for recursion."""
-
-    def __init__(self, root: str) -> None:
-        self.root = root
-        self.memo: dict[tuple[int, bool], SearchStrategy[Any]] = {}
-
-    def fail(self, path: tuple[str, ...], reason: str) -> UnsupportedTypeError:
-        return UnsupportedTypeError(render_path(self.root, path), reason)
-
-    def build(self, t: mi.Type, path: tuple[str, ...], *, top: bool, hashable: bool) -> SearchStrategy[Any]:
-        t = unwrap(t)
-        if isinstance(t, mi.NoneType):
-            if top:
-                raise self.fail(path, "None is the only value, and None means 'no state'")
-            return st.none()
-        if isinstance(t, mi.BoolType):
-            return st.booleans()
-        if isinstance(t, mi.IntType):
-            return self.ints(t, path)
-        if isinstance(t, mi.FloatType):
-            return self.floats(t, hashable)
-        if isinstance(t, mi.StrType):
-            return self.strs(t)
-        if isinstance(t, mi.BytesType | mi.ByteArrayType | mi.MemoryViewType):
-            lo = t.min_length or 0
-            data = _sized(lambda a, b: st.binary(min_size=a, max_size=b), lo, t.max_length, EDGE_CHARS)
-            if isinstance(t, mi.ByteArrayType):
-                if hashable:
-                    raise self.fail(path, "bytearray is not hashable, so it cannot be a set item or dict key")
-                return data.map(bytearray)
-            if isinstance(t, mi.MemoryViewType):
-                return data.map(memoryview)
-            return data
-        if isinstance(t, mi.ListType | mi.VarTupleType):
-            if hashable and isinstance(t, mi.ListType):
-                raise self.fail(path, "list is not hashable, so it cannot be a set item or dict key")
-            item = self.build(t.item_type, (*path, "[]"), top=False, hashable=hashable)
-            lists = _sized(
-                lambda a, b: st.lists(item, min_size=a, max_size=b), t.min_length or 0, t.max_length, EDGE_ITEMS
-            )
-            return lists.map(tuple) if isinstance(t, mi.VarTupleType) else lists
-        if isinstance(t, mi.SetType | mi.FrozenSetType):
-            if hashable and isinstance(t, mi.SetType):
-                raise self.fail(path, "set is not hashable, so it cannot be a set item or dict key")
-            item = self.build(t.item_type, (*path, "[]"), top=False, hashable=True)
-            lo, hi = self.unique_range(t.item_type, t.min_length, t.max_length, path)
-            if isinstance(t, mi.SetType):
-                return _sized(lambda a, b: st.sets(item, min_size=a, max_size=b), lo, hi, EDGE_ITEMS)
-            return _sized(lambda a, b: st.frozensets(item, min_size=a, max_size=b), lo, hi, EDGE_ITEMS)
-        if isinstance(t, mi.TupleType):
-            return st.tuples(
-                *(self.build(x, (*path, f"[{i}]"), top=False, hashable=hashable) for i, x in enumerate(t.item_types))
-            )
-        if isinstance(t, mi.DictType) or is_frozendict(t):
-            return self.dicts(t, path, hashable)
-        if isinstance(t, mi.StructType | mi.DataclassType | mi.NamedTupleType | mi.TypedDictType):
-            return self.classes(t, path, hashable)
-        if isinstance(t, mi.UnionType):
-            return self.unions(t, path, top=top, hashable=hashable)
-        if isinstance(t, mi.LiteralType):
-            literals = [v for v in t.values if not (top and v is None)]
-            if not literals:
-                raise self.fail(path, "None is the only value, and None means 'no state'")
-            return st.sampled_from(literals)
-        if isinstance(t, mi.EnumType):
-            members = list(t.cls)
-            if not members:
-                raise self.fail(path, f"enum {t.cls.__name__} has no members")
-            return st.sampled_from(members)
-        if isinstance(t, mi.DateTimeType):
-            return self.datetimes(t.tz)
-        if isinstance(t, mi.DateType):
-            return st.dates()
-        if isinstance(t, mi.TimeType):
-            naive_t = st.times()
-            aware_t = st.times(timezones=_utc_offsets())
-            return naive_t if t.tz is False else aware_t if t.tz else st.one_of(naive_t, aware_t)
-        if isinstance(t, mi.TimeDeltaType):
-            return st.timedeltas()
-        if isinstance(t, mi.UUIDType):
-            return st.uuids()
-        if isinstance(t, mi.DecimalType):
-            numbers = st.decimals(allow_nan=False, allow_infinity=True)
-            return numbers if hashable else st.one_of(numbers, st.just(decimal.Decimal("NaN")))
-        if isinstance(t, mi.AnyType):
-            values = _any_values(hashable)
-            return values.filter(lambda v: v is not None) if top else values
-        if isinstance(t, mi.RawType):
-            if hashable:
-                raise self.fail(path, "msgspec.Raw is not hashable")
-            return _any_values(False).map(lambda v: msgspec.Raw(msgspec.msgpack.encode(v)))
-        if isinstance(t, mi.ExtType):
-            if hashable:
-                raise self.fail(path, "msgspec.msgpack.Ext is not hashable")
-            return st.builds(msgspec.msgpack.Ext, st.integers(-128, 127), st.binary())
-        if isinstance(t, mi.CustomType):
-            raise self.fail(path, f"{type_label(t)} is a custom type msgspec decodes only with a dec_hook")
-        raise self.fail(path, f"unsupported msgspec type {type(t).__name__}")
-
-    # --- leaves -----------------------------------------------------------------------
-
-    def ints(self, t: mi.IntType, path: tuple[str, ...]) -> SearchStrategy[int]:
-        try:
-            lo, hi, step = int_bounds(t)
-        except ValueError:
-            raise self.fail(path, f"no integer satisfies {t}") from None
-        edges = sorted({lo, hi, *([0] if lo <= 0 <= hi else [])})
-        if step == 1:
-            return st.one_of(st.integers(lo, hi), st.sampled_from(edges))
-        return st.one_of(st.integers(lo // step, hi // step).map(lambda k: k * step), st.sampled_from(edges))
-
-    def floats(self, t: mi.FloatType, hashable: bool) -> SearchStrategy[float]:
-        valid = float_validator(t)
-        lo, lo_open = _lower(t)
-        hi, hi_open = _upper(t)
-        if t.multiple_of is not None:
-            m = abs(float(t.multiple_of))
-            kmin = -(2**53) if lo is None else math.ceil(lo / m)
-            kmax = 2**53 if hi is None else math.floor(hi / m)
-            multiples = st.integers(kmin, max(kmin, kmax)).map(lambda k: k * m)
-            return st.one_of(multiples, st.just(0.0)).filter(valid)
-        if lo is None and hi is None:
-            return st.floats(allow_nan=not hashable)
-        return st.floats(
-            min_value=lo, max_value=hi, exclude_min=lo_open, exclude_max=hi_open, allow_nan=False
-        ).filter(valid)
-
-    def strs(self, t: mi.StrType) -> SearchStrategy[str]:
-        lo = t.min_length or 0
-        if t.pattern is None:
-            return _sized(lambda a, b: st.text(min_size=a, max_size=b), lo, t.max_length, EDGE_CHARS)
-        valid = str_validator(t)
-        return st.one_of(st.from_regex(t.pattern, fullmatch=True), st.from_regex(t.pattern)).filter(valid)
-
-    def datetimes(self, tz: bool | None) -> SearchStrategy[dt.datetime]:
-        naive = st.datetimes()
-        aware = st.datetimes(min_value=_AWARE_MIN, max_value=_AWARE_MAX, timezones=_utc_offsets())
-        if tz is None:
-            return st.one_of(naive, aware)
-        return aware if tz else naive
-
-    # --- containers and classes -------------------------------------------------------
-
-    def unique_range(
-        self, item: mi.Type, lo: int | None, hi: int | None, path: tuple[str, ...]
-    ) -> tuple[int, int | None]:
-        """Sizes possible for a collection of distinct ``item`` s."""
-        lo = lo or 0
-        distinct = cardinality(item)
-        if distinct is not None:
-            if distinct < lo:
-                raise self.fail(
-                    path, f"needs at least {lo} distinct items but {type_label(item)} has only {distinct} values"
-                )
-            hi = distinct if hi is None else min(hi, distinct)
-        return lo, hi
-
-    def dicts(self, t: Any, path: tuple[str, ...], hashable: bool) -> SearchStrategy[Any]:
-        if hashable and isinstance(t, mi.DictType):
-            raise self.fail(path, "dict is not hashable, so it cannot be a set item or dict key")
-        keys = self.build(t.key_type, (*path, "{key}"), top=False, hashable=True)
-        values = self.build(t.value_type, (*path, "{value}"), top=False, hashable=hashable)
-        lo, hi = self.unique_range(t.key_type, t.min_length, t.max_length, path)
-        maps = _sized(lambda a, b: st.dictionaries(keys, values, min_size=a, max_size=b), lo, hi, EDGE_ITEMS)
-        if isinstance(t, mi.DictType):
-            return maps
-        frozendict = getattr(builtins, "frozendict")  # noqa: B009 - only on Python 3.15+
-        return maps.map(frozendict)
-
-    def classes(self, t: Any, path: tuple[str, ...], hashable: bool) -> SearchStrategy[Any]:
-        cls = t.cls
-        if hashable:
-            if isinstance(t, mi.TypedDictType):
-                raise self.fail(path, f"TypedDict {cls.__name__} is a dict, not hashable")
-            if isinstance(t, mi.StructType) and not cls.__struct_config__.frozen:
-                raise self.fail(
-                    path, f"Struct {cls.__name__} is not frozen, so it is not hashable; declare it frozen=True"
-                )
-            if isinstance(t, mi.DataclassType) and getattr(cls, "__hash__", None) is None:
-                raise self.fail(path, f"dataclass {cls.__name__} is not hashable; declare it frozen=True")
-        key = (id(t), hashable)
-        known = self.memo.get(key)
-        if known is not None:
-            return known
-        # Registered before the fields are built, so a recursive field finds it.
-        self.memo[key] = st.deferred(lambda: built)
-        required: dict[str, SearchStrategy[Any]] = {}
-        optional: dict[str, SearchStrategy[Any]] = {}
-        for field in t.fields:
-            strategy = self.build(field.type, (*path, f".{field.name}"), top=False, hashable=hashable)
-            (required if field.required else optional)[field.name] = strategy
-        kwargs = st.fixed_dictionaries(required, optional=optional)
-        if isinstance(t, mi.TypedDictType):
-            built: SearchStrategy[Any] = kwargs
-        else:
-            built = kwargs.map(lambda kw: _construct(cls, kw)).filter(lambda v: v is not _REJECT)
-        self.memo[key] = built
-        return built
-
-    def unions(self, t: mi.UnionType, path: tuple[str, ...], *, top: bool, hashable: bool) -> SearchStrategy[Any]:
-        parts = []
-        for segment, branch in union_branches(t):
-            inner = unwrap(branch)
-            if top and isinstance(inner, mi.NoneType):
-                continue
-            if top and isinstance(inner, mi.LiteralType) and all(v is None for v in inner.values):
-                continue
-            parts.append(self.build(branch, (*path, segment) if segment else path, top=top, hashable=hashable))
-        if not parts:
-            raise self.fail(path, "None is the only value, and None means 'no state'")
-        return st.one_of(*parts)
-
-
 def _construct(cls: Any, kwargs: dict[str, Any]) -> Any:
     try:
         return cls(**kwargs)
     except (TypeError, ValueError):
-        # __post_init__ refused it: decoding would refuse it too.
-        return _REJECT
+        return _REJECT  # __post_init__ refused it: decoding would refuse it too
 
 
-def _lower(t: mi.FloatType) -> tuple[float | None, bool]:
-    if t.ge is None and t.gt is None:
-        return None, False
-    if t.gt is None or (t.ge is not None and t.ge > t.gt):
-        return float(cast(float, t.ge)), False
-    return float(t.gt), True
+class _Strategies(Visitor[SearchStrategy[Any]]):
+    """A strategy for each node; with ``hashable``, for set items and dict keys (shares ``memo``)."""
 
+    def __init__(self, root: str, hashable: bool = False, memo: dict[tuple[int, bool], Any] | None = None) -> None:
+        super().__init__(root)
+        self.hashable = hashable
+        self.memo: dict[tuple[int, bool], SearchStrategy[Any]] = {} if memo is None else memo
 
-def _upper(t: mi.FloatType) -> tuple[float | None, bool]:
-    if t.le is None and t.lt is None:
-        return None, False
-    if t.lt is None or (t.le is not None and t.le < t.lt):
-        return float(cast(float, t.le)), False
-    return float(t.lt), True
+    def visit(self, t: mi.Type, path: Path = (), top: bool = False) -> SearchStrategy[Any]:
+        unhashable = _UNHASHABLE.get(type(unwrap(t))) if self.hashable else None
+        if unhashable is not None:
+            raise self.fail(path, f"{unhashable} is not hashable, so it cannot be a set item or dict key")
+        return super().visit(t, path, top)
 
+    def keys(self, t: mi.Type, path: Path, lo: int | None, hi: int | None,
+             ) -> tuple[SearchStrategy[Any], int, int | None]:
+        """The strategy for distinct items of type ``t``, and the sizes possible for ``lo``-``hi`` of them.
+
+        Raises:
+            UnsupportedTypeError: ``t`` is not hashable, or has fewer than ``lo`` values.
+        """
+        lo, distinct = lo or 0, Extents(self.root).visit(t, path).count
+        if distinct is not None:
+            if distinct < lo:
+                raise self.fail(path, f"needs at least {lo} distinct items but {type_label(t)} has only {distinct} "
+                                      f"values")
+            hi = distinct if hi is None else min(hi, distinct)
+        return _Strategies(self.root, True, self.memo).visit(t, path), lo, hi
+
+    def visit_none(self, t: mi.NoneType, path: Path, top: bool) -> SearchStrategy[None]:
+        return st.none()
+
+    def visit_bool(self, t: mi.BoolType, path: Path, top: bool) -> SearchStrategy[bool]:
+        return st.booleans()
+
+    def visit_int(self, t: mi.IntType, path: Path, top: bool) -> SearchStrategy[int]:
+        lo, hi, step = self.bounds(t, path)
+        edges = st.sampled_from(sorted({lo, hi, min(max(0, lo), hi)}))
+        return st.one_of(st.integers(lo // step, hi // step).map(lambda k: k * step), edges)
+
+    def visit_float(self, t: mi.FloatType, path: Path, top: bool) -> SearchStrategy[float]:
+        meta = {k: getattr(t, k) for k in ("gt", "ge", "lt", "le", "multiple_of") if getattr(t, k) is not None}
+        if not meta:
+            return st.floats(allow_nan=not self.hashable)
+        valid = _validator(Annotated[float, msgspec.Meta(**meta)])
+        lo, lo_open = (t.gt, True) if t.gt is not None and (t.ge is None or t.gt >= t.ge) else (t.ge, False)
+        hi, hi_open = (t.lt, True) if t.lt is not None and (t.le is None or t.lt <= t.le) else (t.le, False)
+        if t.multiple_of is None:
+            return st.floats(lo, hi, exclude_min=lo_open, exclude_max=hi_open, allow_nan=False).filter(valid)
+        m = abs(float(t.multiple_of))
+        kmin = -(2**53) if lo is None else math.ceil(lo / m)
+        kmax = 2**53 if hi is None else math.floor(hi / m)
+        return st.one_of(st.integers(kmin, max(kmin, kmax)).map(lambda k: k * m), st.just(0.0)).filter(valid)
+
+    def visit_str(self, t: mi.StrType, path: Path, top: bool) -> SearchStrategy[str]:
+        if t.pattern is None:
+            return _sized(lambda a, b: st.text(min_size=a, max_size=b), t.min_length or 0, t.max_length, EDGE_CHARS)
+        meta = {k: getattr(t, k) for k in ("min_length", "max_length", "pattern") if getattr(t, k) is not None}
+        valid = _validator(Annotated[str, msgspec.Meta(**meta)])
+        return st.one_of(st.from_regex(t.pattern, fullmatch=True), st.from_regex(t.pattern)).filter(valid)
+
+    def visit_bytes(self, t: mi.BytesType | mi.ByteArrayType | mi.MemoryViewType, path: Path,
+                    top: bool) -> SearchStrategy[Any]:
+        data = _sized(lambda a, b: st.binary(min_size=a, max_size=b), t.min_length or 0, t.max_length, EDGE_CHARS)
+        convert = {mi.ByteArrayType: bytearray, mi.MemoryViewType: memoryview}.get(type(t))
+        return data if convert is None else data.map(convert)
+
+    def visit_array(self, t: mi.ListType | mi.VarTupleType, path: Path, top: bool) -> SearchStrategy[Any]:
+        item = self.visit(t.item_type, (*path, "[]"))
+        lists = _sized(lambda a, b: st.lists(item, min_size=a, max_size=b), t.min_length or 0, t.max_length, EDGE_ITEMS)
+        return lists.map(tuple) if isinstance(t, mi.VarTupleType) else lists
+
+    def visit_set(self, t: mi.SetType | mi.FrozenSetType, path: Path, top: bool) -> SearchStrategy[Any]:
+        item, lo, hi = self.keys(t.item_type, (*path, "[]"), t.min_length, t.max_length)
+        make = st.frozensets if isinstance(t, mi.FrozenSetType) else st.sets
+        return _sized(lambda a, b: make(item, min_size=a, max_size=b), lo, hi, EDGE_ITEMS)
+
+    def visit_tuple(self, t: mi.TupleType, path: Path, top: bool) -> SearchStrategy[Any]:
+        return st.tuples(*(self.visit(x, (*path, f"[{i}]")) for i, x in enumerate(t.item_types)))
+
+    def visit_dict(self, t: mi.DictType, path: Path, top: bool) -> SearchStrategy[Any]:
+        keys, lo, hi = self.keys(t.key_type, (*path, "{key}"), t.min_length, t.max_length)
+        values = self.visit(t.value_type, (*path, "{value}"))
+        maps = _sized(lambda a, b: st.dictionaries(keys, values, min_size=a, max_size=b), lo, hi, EDGE_ITEMS)
+        return maps if isinstance(t, mi.DictType) else maps.map(getattr(builtins, "frozendict"))  # noqa: B009 - 3.15+
+
+    def visit_fields(self, t: Any, path: Path, top: bool) -> SearchStrategy[Any]:
+        cls = t.cls
+        if self.hashable and isinstance(t, mi.StructType) and not cls.__struct_config__.frozen:
+            raise self.fail(path, f"Struct {cls.__name__} is not frozen, so it is not hashable; declare it frozen=True")
+        if self.hashable and isinstance(t, mi.DataclassType) and getattr(cls, "__hash__", None) is None:
+            raise self.fail(path, f"dataclass {cls.__name__} is not hashable; declare it frozen=True")
+        key = (id(t), self.hashable)
+        if key in self.memo:
+            return self.memo[key]
+        self.memo[key] = st.deferred(lambda: built)  # a recursive field finds this
+        required: dict[str, SearchStrategy[Any]] = {}
+        optional: dict[str, SearchStrategy[Any]] = {}
+        for field in t.fields:
+            (required if field.required else optional)[field.name] = self.visit(field.type, (*path, f".{field.name}"))
+        kwargs = st.fixed_dictionaries(required, optional=optional)
+        built = kwargs if isinstance(t, mi.TypedDictType) else (
+            kwargs.map(lambda kw: _construct(cls, kw)).filter(lambda v: v is not _REJECT))
+        self.memo[key] = built
+        return built
+
+    def visit_union(self, t: mi.UnionType, path: Path, top: bool) -> SearchStrategy[Any]:
+        return st.one_of(*(self.visit(branch, where, top) for branch, where in self.branches(t, path, top)))
+
+    def visit_literal(self, t: mi.LiteralType | mi.EnumType, path: Path, top: bool) -> SearchStrategy[Any]:
+        return st.sampled_from(self.values(t, path, top))
+
+    visit_enum = visit_literal
+
+    def visit_datetime(self, t: mi.DateTimeType, path: Path, top: bool) -> SearchStrategy[dt.datetime]:
+        naive = st.datetimes()
+        aware = st.datetimes(min_value=_AWARE_MIN, max_value=_AWARE_MAX, timezones=_offsets())
+        return naive if t.tz is False else aware if t.tz else st.one_of(naive, aware)
+
+    def visit_date(self, t: mi.DateType, path: Path, top: bool) -> SearchStrategy[dt.date]:
+        return st.dates()
+
+    def visit_time(self, t: mi.TimeType, path: Path, top: bool) -> SearchStrategy[dt.time]:
+        naive, aware = st.times(), st.times(timezones=_offsets())
+        return naive if t.tz is False else aware if t.tz else st.one_of(naive, aware)
+
+    def visit_timedelta(self, t: mi.TimeDeltaType, path: Path, top: bool) -> SearchStrategy[dt.timedelta]:
+        return st.timedeltas()
+
+    def visit_uuid(self, t: mi.UUIDType, path: Path, top: bool) -> SearchStrategy[Any]:
+        return st.uuids()
+
+    def visit_decimal(self, t: mi.DecimalType, path: Path, top: bool) -> SearchStrategy[decimal.Decimal]:
+        numbers = st.decimals(allow_nan=False, allow_infinity=True)
+        return numbers if self.hashable else st.one_of(numbers, st.just(decimal.Decimal("NaN")))
+
+    def visit_any(self, t: mi.AnyType, path: Path, top: bool) -> SearchStrategy[Any]:
+        values = _any_values(self.hashable)
+        return values.filter(lambda v: v is not None) if top else values
+
+    def visit_raw(self, t: mi.RawType, path: Path, top: bool) -> SearchStrategy[msgspec.Raw]:
+        return _any_values(False).map(lambda v: msgspec.Raw(msgspec.msgpack.encode(v)))
+
+    def visit_ext(self, t: mi.ExtType, path: Path, top: bool) -> SearchStrategy[msgspec.msgpack.Ext]:
+        return st.builds(msgspec.msgpack.Ext, st.integers(-128, 127), st.binary())

@@ -9,10 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clientstate import client_stored, sudo
+from clientstate import ClientStored, client_stored, sudo
 from clientstate.demo.api import DEMO_STATE, DemoState
 from clientstate.demo.apps import make_asgi_app, make_wsgi_app
-from clientstate.handler import ClientStored
 from clientstate.testing import (
     FrozenClock,
     StateClient,

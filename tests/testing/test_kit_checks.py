@@ -8,9 +8,18 @@ from typing import Annotated, Any
 import msgspec
 import pytest
 
-from clientstate import CookieAttributes, CookieTooLarge, Loaded, Migration, RequestCookies, State, client_stored
-from clientstate.handler import ClientStored
-from clientstate.session import Binding
+from clientstate import (
+    Binding,
+    ClientStored,
+    CookieAttributes,
+    CookieTooLarge,
+    Handler,
+    Loaded,
+    Migration,
+    RequestCookies,
+    State,
+    client_stored,
+)
 from clientstate.testing import (
     FrozenClock,
     check_all,
@@ -55,7 +64,8 @@ def test_sound_state_passes_every_check_in_both_modes() -> None:
 
 def test_checks_accept_a_user_handler_and_clock() -> None:
     clock = FrozenClock(1_800_000_000)
-    handler = client_stored(fixed_keyring(3), name="__Host-acct", encrypted=True, expires_in=600, max_age=900)
+    handler = client_stored(fixed_keyring(3), name="__Host-acct", encrypted=True, expires_in=600,
+                            attributes=CookieAttributes(max_age=900))
     check_round_trip(ACCOUNT_V2, handler, max_examples=30, clock=clock)
     check_stable(ACCOUNT_V2, [handler], max_examples=30, clock=clock)
     check_migrations(ACCOUNT_V2, handler, max_examples=30, clock=clock)
@@ -74,22 +84,33 @@ def test_round_trip_failure_names_the_value_and_the_load_error() -> None:
 class AlwaysReissue:
     """A handler that asks for a new cookie on every load: the bug check_stable exists to catch."""
 
+    reissue = True
+
     def __init__(self, inner: ClientStored) -> None:
         self.inner = inner
+        self.name = inner.name
 
-    def prepare(self, state: State[Any]) -> None:
-        self.inner.prepare(state)
+    def prepare(self, descriptor: State[Any]) -> None:
+        self.inner.prepare(descriptor)
 
-    def load(self, state: State[Any], cookies: RequestCookies, now: float) -> Loaded[Any]:
-        loaded = self.inner.load(state, cookies, now)
-        loaded.reissue = True
-        return loaded
+    def claims(self, cookie_name: str) -> bool:
+        return self.inner.claims(cookie_name)
 
-    def save(self, state: State[Any], loaded: Loaded[Any], payload: bytes | None, now: float) -> list[str]:
-        return self.inner.save(state, loaded, payload, now)
+    def load(self, descriptor: State[Any], cookies: RequestCookies, now: float) -> Loaded[Any]:
+        return msgspec.structs.replace(self.inner.load(descriptor, cookies, now), reissue=self.reissue)
+
+    def check_size(self, descriptor: State[Any], payload: bytes) -> None:
+        self.inner.check_size(descriptor, payload)
+
+    def save(self, descriptor: State[Any], loaded: Loaded[Any], payload: bytes | None, now: float) -> list[str]:
+        return self.inner.save(descriptor, loaded, payload, now)
 
     def __repr__(self) -> str:
-        return "AlwaysReissue()"
+        return f"{type(self).__name__}()"
+
+
+def test_the_test_handlers_are_handlers() -> None:
+    assert isinstance(AlwaysReissue(client_stored(fixed_keyring(), name="acct")), Handler)
 
 
 def test_stable_failure_names_the_variant_that_wrote_a_cookie() -> None:
@@ -129,10 +150,7 @@ def test_migration_to_an_invalid_current_value_is_caught() -> None:
 
 def test_migration_without_reissue_is_caught() -> None:
     class NoReissue(AlwaysReissue):
-        def load(self, state: State[Any], cookies: RequestCookies, now: float) -> Loaded[Any]:
-            loaded = self.inner.load(state, cookies, now)
-            loaded.reissue = False
-            return loaded
+        reissue = False
 
     fixed = State("person", Person, version=2,
                   migrations=[Migration(1, OldPerson, lambda old: Person(first=old.name[:10]))])
@@ -165,14 +183,14 @@ def test_fits_cookie_names_every_unbounded_field_with_its_exact_limit() -> None:
     fits, overflows, size = (int(g) for g in match.groups())
     assert overflows == fits + 1
     assert size > 4096
-    # The reported limit is exact: one more character is what breaks the cookie.
+    # The reported limit is exact: one more character is what breaks the cookie (at the assignment).
     binding = Binding(profile, handler, FrozenClock())
     slot = binding.begin([])
     slot.state = Profile(user_id=0, bio="x" * fits)
     assert len(binding.finish(slot)) == 1
-    slot.state = Profile(user_id=0, bio="x" * overflows)
+    slot = binding.begin([])
     with pytest.raises(CookieTooLarge) as too_large:
-        binding.finish(slot)
+        slot.state = Profile(user_id=0, bio="x" * overflows)
     assert too_large.value.size == size
 
 
@@ -192,11 +210,9 @@ def test_fits_cookie_reports_a_bounded_type_whose_largest_value_is_too_big() -> 
                       message)
     assert match is not None, message
     largest = Cart(items=["\U00010000" * 40] * 100, coupon="\U00010000" * 12)
-    binding = Binding(cart, handler, FrozenClock())
-    slot = binding.begin([])
-    slot.state = largest
+    slot = Binding(cart, handler, FrozenClock()).begin([])
     with pytest.raises(CookieTooLarge) as too_large:
-        binding.finish(slot)
+        slot.state = largest
     assert int(match.group(1)) == too_large.value.size
     assert int(match.group(2)) == len(msgspec.msgpack.encode(largest.items))
 
@@ -250,14 +266,49 @@ class Tokens(msgspec.Struct):
     word: Annotated[str, msgspec.Meta(pattern="[a-z]{3}")] = "abc"
 
 
-def test_fits_cookie_accepts_lengths_bounded_by_an_anchored_pattern_only() -> None:
+class BoundedTokens(msgspec.Struct):
+    csrf: Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{32}$", max_length=32)]
+    code: Annotated[str, msgspec.Meta(pattern="^[A-Z]{1,40}$", max_length=40)]
+    word: Annotated[str, msgspec.Meta(pattern="[a-z]{3}", max_length=300)] = "abc"
+
+
+def test_a_pattern_never_counts_as_a_length_bound() -> None:
+    """Patterns are not analysed (conservative): even an anchored, bounded one needs max_length for the check."""
+    handler = client_stored(fixed_keyring(), name="tokens")
     with pytest.raises(AssertionError) as failure:
-        check_fits_cookie(State("tokens", Tokens), max_examples=20)
+        check_fits_cookie(State("tokens", Tokens), handler, max_examples=20)
     message = str(failure.value)
-    # "[a-z]{3}" is searched for, so it may sit in a longer string: unbounded; the anchored ones are bounded.
-    assert re.search(r"Tokens\.word \(str\) has no size bound: .* fits up to \d+ characters", message)
-    assert "csrf" not in message
-    assert "code" not in message
+    hint = "a pattern does not count as a length bound; add max_length=N to its msgspec.Meta"
+    tokens = State("tokens", Tokens)
+    for field in ("csrf", "code", "word"):
+        # Grown with "x", the other strings at min_length (0): the patterns are not applied to the measurement.
+        match = re.search(rf"Tokens\.{field} \(str\) has no size bound: with every other field at its smallest, "
+                          rf"it fits up to (\d+) characters, and at (\d+) the cookie is 4097 bytes "
+                          rf"\(authenticated handler, cookie 'tokens'\); {re.escape(hint)}", message)
+        assert match is not None, message
+        fits = int(match.group(1))
+
+        def grown(n: int, field: str = field) -> bytes:
+            return msgspec.msgpack.encode(Tokens(**{"csrf": "", "code": "", "word": ""} | {field: "x" * n}))
+
+        handler.check_size(tokens, grown(fits))
+        with pytest.raises(CookieTooLarge) as too_large:  # one more character does not fit
+            handler.check_size(tokens, grown(fits + 1))
+        assert too_large.value.size == 4097
+    # With max_length, each patterned string counts at that many 4-byte characters, and the state fits.
+    check_fits_cookie(State("tokens", BoundedTokens), handler, max_examples=20)
+
+
+def test_a_patterned_string_counts_at_its_max_length_in_4_byte_characters() -> None:
+    class Codes(msgspec.Struct):
+        codes: Annotated[list[Annotated[str, msgspec.Meta(pattern="^[0-9]+$", max_length=30)]],
+                         msgspec.Meta(max_length=40)]
+
+    # 40 codes of 30 digits are 40 * 32 + 3 bytes of MessagePack in reality, but the check counts
+    # 30 four-byte characters per code: 40 * 122 + 3 = 4883 bytes, too many for one cookie.
+    with pytest.raises(AssertionError, match=r"largest value of the type makes a \d+-byte cookie .* by field: "
+                                             r"codes: 4883 bytes"):
+        check_fits_cookie(State("codes", Codes), max_examples=5)
 
 
 def test_checks_run_through_a_chunked_handler() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -15,10 +16,9 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 from werkzeug.test import Client
 
-from clientstate import ConfigurationError, CookieAttributes, State, asgi, client_stored, get_slot, wsgi
+from clientstate import ClientStored, ConfigurationError, CookieAttributes, State, asgi, client_stored, get_slot, wsgi
 from clientstate.demo.api import DEMO_STATE, DemoState
 from clientstate.demo.apps import make_asgi_app, make_wsgi_app
-from clientstate.handler import ClientStored
 from clientstate.testing import CookieChange, FrozenClock, StateClient, asgi_client, fixed_keyring, wsgi_client
 from clientstate.testing.client import parse_set_cookie
 
@@ -130,7 +130,8 @@ def test_set_cookie_lines_for_the_state_cookie_only(make: Make) -> None:
     name, value, attributes = parse_set_cookie(line)
     assert name == "ctr"
     assert value == client.cookie
-    assert attributes == {"path": "/", "secure": "", "httponly": "", "samesite": "Lax"}
+    # The default lifetime (expires_in, 30 days) is the Max-Age of a fresh token.
+    assert attributes == {"max-age": "2592000", "path": "/", "secure": "", "httponly": "", "samesite": "Lax"}
 
 
 def test_assertions_fail_with_what_happened(make: Make) -> None:
@@ -181,14 +182,60 @@ def test_cookie_expires_on_the_clock_like_a_browser(make: Make) -> None:
 
 
 def test_an_expired_token_still_sent_is_rejected_by_the_app(make: Make) -> None:
-    """Max-Age on the cookie and expires-at in the token agree; set_state's token carries expires-at."""
+    """Max-Age never outlives the token, so only a client that ignores it still sends an expired token."""
     clock = FrozenClock()
-    client = make(client_stored(fixed_keyring(), name="ctr", expires_in=60, attributes=CookieAttributes(
-        max_age=3600)), clock)
+    handler = client_stored(fixed_keyring(), name="ctr", expires_in=60, attributes=CookieAttributes(max_age=3600))
+    client = make(handler, clock)
     client.set_state(Counter(count=9))
-    clock.advance(60)
+    token = client.cookie
+    assert token is not None
+    clock.advance(59)
+    assert client.state == Counter(count=9)
+    clock.advance(1)
+    assert client.cookie is None  # Max-Age was the token's 60 s, not the attributes' 3600
+    client.set_cookie(token)  # a client that kept it anyway
     assert client.loaded.error is not None
     assert client.loaded.error.kind == "expired"
+    assert body(client.get("/show")) == {"count": None, "error": "expired"}
+    client.assert_deleted()
+
+
+def test_the_default_lifetime_is_kept_and_refreshed_on_the_clock(make: Make) -> None:
+    """30 days by default; an unchanged state older than a day is re-issued with a new Max-Age."""
+    clock = FrozenClock()
+    client = make(client_stored(fixed_keyring(), name="ctr"), clock)
+    client.post("/inc")
+    assert parse_set_cookie(client.set_cookies[0])[2]["max-age"] == "2592000"
+    clock.advance(2_592_000 - 1)
+    assert client.cookie is not None
+    clock.advance(1)
+    assert client.cookie is None  # 30 days after it was set
+    client.post("/inc")
+    clock.advance(24 * 3600)  # due for refresh (refresh_after "auto": one day)
+    client.get("/show")
+    assert client.assert_set() == Counter(count=1)
+    assert parse_set_cookie(client.set_cookies[0])[2]["max-age"] == "2592000"
+    clock.advance(2_592_000 - 1)
+    assert client.state == Counter(count=1)  # 31 days after the first write: the refresh extended it
+    clock.advance(1)
+    assert client.cookie is None
+
+
+def test_the_wall_clock_never_expires_a_cookie() -> None:
+    """Only the test's clock moves lifetimes: a 1-second Max-Age survives a second of real time."""
+    clock = FrozenClock()
+    handler = client_stored(fixed_keyring(), name="ctr", expires_in=1)
+    clients = {name: make(handler, clock) for name, make in CLIENTS.items()}
+    for client in clients.values():
+        client.post("/inc")
+        assert parse_set_cookie(client.set_cookies[0])[2]["max-age"] == "1"
+    time.sleep(1.2)
+    for name, client in clients.items():
+        assert body(client.get("/show")) == {"count": 1, "error": None}, name
+    clock.advance(1)
+    for client in clients.values():
+        assert client.cookie is None
+        assert body(client.get("/show")) == {"count": None, "error": None}
 
 
 def test_set_state_none_removes_the_cookie(make: Make) -> None:

@@ -10,11 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clientstate import client_stored
+from clientstate import State, client_stored
 from clientstate.demo import build_handler
 from clientstate.demo.api import DEMO_STATE, MAX_VISITS, DemoState, LoginBody
 from clientstate.demo.apps import make_asgi_app, make_wsgi_app
-from clientstate.state import State
 from clientstate.testing import (
     FrozenClock,
     StateClient,

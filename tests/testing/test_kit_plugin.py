@@ -8,11 +8,9 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from clientstate import CookieAttributes, client_stored
+from clientstate import ClientStored, CookieAttributes, Keyring, client_stored
 from clientstate.demo.api import DEMO_STATE, DemoState
 from clientstate.demo.apps import make_asgi_app, make_wsgi_app
-from clientstate.handler import ClientStored
-from clientstate.keys import Keyring
 from clientstate.testing import FrozenClock, fixed_key, fixed_keyring
 from clientstate.testing.plugin import ClientFactory, _factory
 
