@@ -9,6 +9,9 @@ with public names: :mod:`clientstate.wsgi` and :mod:`clientstate.asgi` (the
 * :class:`State`, :class:`Migration`: what a state is (name, type, schema version).
 * :class:`Key`, :class:`Keyring`, :func:`generate_key`: key ids, rotation, HKDF subkeys.
 * :func:`client_stored`: the handler that keeps the state in the cookie.
+* :func:`server_stored`: the handler that keeps it in a store (:mod:`clientstate.stores`)
+  behind a signed session id; :class:`Sessions` / :class:`AsyncSessions` list and end a
+  principal's sessions.
 * :func:`setup` (service form), ``wsgi.setup``, ``asgi.setup``: load, run, save on change.
 * :class:`StateSlot`, :func:`get_slot`: one request's state as the application sees it.
 * :class:`LoadError`, :class:`ErrorKind` and the exceptions.
@@ -31,12 +34,16 @@ from clientstate._core.errors import (
     LoadError,
     StateEncodeError,
     StateNotWritable,
+    StateTooLarge,
+    StoreUnavailable,
 )
 from clientstate._core.handler import Handler, Loaded
 from clientstate._core.keys import Key, Keyring, generate_key
 from clientstate._core.slot import StateSlot, get_slot
 from clientstate._core.state import Migration, State
 from clientstate._handlers.client_stored import ClientStored, client_stored
+from clientstate._handlers.server_stored import ServerStored, server_stored
+from clientstate._handlers.sessions import AsyncSessions, Sessions
 from clientstate.adapters import asgi, wsgi
 from clientstate.adapters.service import ServiceRequest, ServiceResponse, setup
 
@@ -46,6 +53,7 @@ except _metadata.PackageNotFoundError:  # running from a source tree that was ne
     __version__ = "0+unknown"
 
 __all__ = [
+    "AsyncSessions",
     "Binding",
     "ClientStateError",
     "ClientStored",
@@ -60,18 +68,23 @@ __all__ = [
     "LoadError",
     "Loaded",
     "Migration",
+    "ServerStored",
     "RequestCookies",
     "ServiceRequest",
     "ServiceResponse",
     "State",
     "StateEncodeError",
+    "Sessions",
     "StateNotWritable",
+    "StateTooLarge",
+    "StoreUnavailable",
     "StateSlot",
     "__version__",
     "asgi",
     "client_stored",
     "generate_key",
     "get_slot",
+    "server_stored",
     "setup",
     "sudo",
     "wsgi",

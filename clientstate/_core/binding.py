@@ -41,13 +41,13 @@ does the same at start-up for middleware wrapped directly around another.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Generator, Mapping, MutableMapping, Sequence
 from typing import Any, Final, Generic, TypeVar
 
 from clientstate._core.config import check_callable, check_type
 from clientstate._core.cookies import RequestCookies
 from clientstate._core.errors import ConfigurationError, CookieTooLarge, ErrorKind
-from clientstate._core.handler import Handler, Loaded
+from clientstate._core.handler import NO_CHANGE, AnyHandler, Change, ChangeKind, Handler, Loaded, PlanHandler
 from clientstate._core.slot import StateSlot
 from clientstate._core.state import State
 from clientstate._core.value import Immutable
@@ -67,6 +67,8 @@ REISSUE_WINDOW: Final = 1.0
 
 # Where the bindings serving one request are listed (a tuple), in the environ or scope.
 _BINDINGS: Final = "clientstate.bindings"
+
+_DELETE: Final = Change(ChangeKind.DELETE)
 
 _AFTER_HEADERS: Final = (
     "the response's headers were already sent (WSGI start_response called, ASGI "
@@ -94,22 +96,26 @@ class Binding(Immutable, Generic[T]):
             serves a state of another name).
     """
 
-    __slots__ = ("clock", "descriptor", "handler", "key")
+    __slots__ = ("clock", "descriptor", "handler", "key", "plans")
 
     descriptor: State[T]
-    handler: Handler
+    handler: AnyHandler
     clock: Clock
     key: str
+    #: Whether the handler keeps state in a store (its loads and saves are plans).
+    plans: bool
 
-    def __init__(self, descriptor: State[T], handler: Handler, clock: Clock = time.time) -> None:
+    def __init__(self, descriptor: State[T], handler: AnyHandler, clock: Clock = time.time) -> None:
         check_type(descriptor, State, "the state descriptor", "build one with clientstate.State(name, type)")
-        check_type(handler, Handler, "the handler", "build one with client_stored(...)")
+        plans = isinstance(handler, PlanHandler)
+        if not plans:
+            check_type(handler, Handler, "the handler", "build one with client_stored(...) or server_stored(...)")
         check_callable(clock, "clock", "clock() -> seconds since the epoch")
         handler.prepare(descriptor)
-        self._set(descriptor=descriptor, handler=handler, clock=clock, key=descriptor.slot_key)
+        self._set(descriptor=descriptor, handler=handler, clock=clock, key=descriptor.slot_key, plans=plans)
 
     @classmethod
-    def around(cls, app: object, descriptor: State[T], handler: Handler, clock: Clock, shape: str) -> Binding[T]:
+    def around(cls, app: object, descriptor: State[T], handler: AnyHandler, clock: Clock, shape: str) -> Binding[T]:
         """The binding of a middleware that will wrap ``app``, checked against the clientstate layers inside it.
 
         Args:
@@ -126,16 +132,15 @@ class Binding(Immutable, Generic[T]):
         return binding
 
     def begin(self, cookie_headers: Sequence[str]) -> StateSlot[T]:
-        """Load the state from a request's ``Cookie`` field values. Never raises for request input."""
+        """Load the state from a request's ``Cookie`` field values (handlers without I/O).
+
+        Never raises for request input; raises ConfigurationError if the
+        handler needs store I/O (use :meth:`begin_plan`).
+        """
         now = self.clock()
         if not cookie_headers:
             return StateSlot(self, Loaded.absent(), now)
-        return StateSlot(self, self.handler.load(self.descriptor, RequestCookies(cookie_headers), now), now)
-
-    def begin_cookies(self, cookies: RequestCookies) -> StateSlot[T]:
-        """Like :meth:`begin`, from already-parsed cookies."""
-        now = self.clock()
-        return StateSlot(self, self.handler.load(self.descriptor, cookies, now), now)
+        return StateSlot(self, self._pure().load(self.descriptor, RequestCookies(cookie_headers), now), now)
 
     def attach(self, mapping: MutableMapping[str, Any], slot: StateSlot[T]) -> None:
         """Put ``slot`` in a request's environ or scope, refusing a collision with another binding.
@@ -203,48 +208,103 @@ class Binding(Immutable, Generic[T]):
         """
         payload = self.descriptor.encode(value)
         self.handler.check_size(self.descriptor, payload)
-        return payload
+        return payload  # (StateSlot.state's setter inlines this)
 
-    def finish(self, slot: StateSlot[T]) -> list[str]:
-        """Close ``slot`` and return the ``Set-Cookie`` values the response must carry (often none).
+    def decide(self, slot: StateSlot[T]) -> Change:
+        """Close ``slot`` and decide what the response must do to the stored state (see the module docstring).
 
         Raises:
             StateEncodeError: the state, changed in place after its assignment,
                 no longer encodes.
-            CookieTooLarge: the state, changed in place, no longer fits.
         """
         slot.close(_AFTER_HEADERS)
-        descriptor, handler = self.descriptor, self.handler
+        descriptor = self.descriptor
         loaded = slot.loaded
         new = slot._state
+        rotate = slot._rotate
         error = loaded.error
         if error is not None:
             if new is None:
-                if error.kind is ErrorKind.AMBIGUOUS:
-                    return []
-                return handler.save(descriptor, loaded, None, slot.now)
+                if error.kind is ErrorKind.AMBIGUOUS or error.kind is ErrorKind.STORE_UNAVAILABLE:
+                    return NO_CHANGE  # deleting could hand the request to a planted copy / log out over a blip
+                return _DELETE
             payload = descriptor.changed(None, new, slot._payload)
-            assert payload is not None
-            return handler.save(descriptor, loaded, payload, slot.now)
+            return Change(ChangeKind.WRITE, payload, new, rotate)
         if new is None:
-            if loaded.state is None:
-                return []
-            return handler.save(descriptor, loaded, None, slot.now)
+            return NO_CHANGE if loaded.state is None else _DELETE
         checked = slot._payload
         if checked is not None and descriptor.immutable:  # assigned, and it cannot have changed since
             payload = None if checked == loaded.payload else checked
         else:
             payload = descriptor.changed(loaded.payload, new, checked)
-        if payload is None:
-            if not loaded.reissue or not self.clock() - slot.now <= REISSUE_WINDOW:
-                return []
+        if payload is not None or rotate:
+            return Change(ChangeKind.WRITE, loaded.payload if payload is None else payload, new, rotate)
+        if not loaded.reissue or not self.clock() - slot.now <= REISSUE_WINDOW:
+            return NO_CHANGE
+        return Change(ChangeKind.REISSUE, loaded.payload, new)
+
+    def finish(self, slot: StateSlot[T]) -> list[str]:
+        """Close ``slot`` and return the ``Set-Cookie`` values the response must carry (often none).
+
+        For handlers without I/O; a store-backed handler's save is a plan
+        (:meth:`finish_plan`), which ``clientstate._core.drive`` runs.
+
+        Raises:
+            StateEncodeError: the state, changed in place after its assignment,
+                no longer encodes.
+            CookieTooLarge: the state, changed in place, no longer fits.
+            ConfigurationError: the handler needs store I/O.
+        """
+        change = self.decide(slot)
+        kind = change.kind
+        if kind is ChangeKind.NONE:
+            return []
+        handler = self._pure()
+        if kind is ChangeKind.REISSUE:
             # Our own decision (older key or schema, refresh): if the re-issued
             # token no longer fits, keep the cookie that still loads.
             try:
-                return handler.save(descriptor, loaded, loaded.payload, slot.now)
+                return handler.save(self.descriptor, slot.loaded, change.payload, slot.now)
             except CookieTooLarge:
                 return []
-        return handler.save(descriptor, loaded, payload, slot.now)
+        return handler.save(self.descriptor, slot.loaded, change.payload, slot.now)
+
+    def begin_plan(self, cookie_headers: Sequence[str]) -> Generator[Any, Any, StateSlot[T]]:
+        """The plan that loads the state with a store-backed handler (run it with ``clientstate._core.flow``)."""
+        handler = self.handler
+        assert isinstance(handler, PlanHandler)
+        now = self.clock()
+        loaded = yield from handler.load_plan(self.descriptor, RequestCookies(cookie_headers), now)
+        return StateSlot(self, loaded, now)
+
+    def finish_plan(self, slot: StateSlot[T]) -> Generator[Any, Any, list[str]]:
+        """The plan that saves ``slot`` with a store-backed handler; returns the ``Set-Cookie`` values.
+
+        Raises (before the plan runs):
+            StateEncodeError: as :meth:`decide`.
+        """
+        handler = self.handler
+        assert isinstance(handler, PlanHandler)
+        change = self.decide(slot)
+        return (yield from handler.save_plan(self.descriptor, slot.loaded, change, slot.now))
+
+    @property
+    def store(self) -> Any:
+        """The store of a store-backed handler (what :mod:`clientstate._core.drive` performs plans on)."""
+        handler = self.handler
+        if not isinstance(handler, PlanHandler):
+            raise ConfigurationError(f"{handler!r} keeps no store")
+        return handler.store
+
+    def _pure(self) -> Handler:
+        handler = self.handler
+        if self.plans:
+            raise ConfigurationError(
+                f"{handler!r} keeps state in a store: load and save through clientstate.wsgi/asgi setup() or "
+                f"clientstate._core.drive, which perform its store I/O"
+            )
+        assert isinstance(handler, Handler)
+        return handler
 
     def abandon(self, slot: StateSlot[T]) -> list[str]:
         """Close ``slot`` for a failed request: nothing is saved. Returns ``[]``."""

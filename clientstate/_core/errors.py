@@ -31,6 +31,8 @@ __all__ = [
     "LoadError",
     "StateEncodeError",
     "StateNotWritable",
+    "StateTooLarge",
+    "StoreUnavailable",
 ]
 
 
@@ -75,6 +77,18 @@ class ErrorKind(enum.StrEnum):
     AMBIGUOUS = "ambiguous"
     #: The application's validator (revocation hook) refused the loaded state.
     REJECTED = "rejected"
+    #: Server-stored: the store did not answer (down, unreachable, or past its
+    #: timeout). The cookie is kept, so a blip logs nobody out.
+    STORE_UNAVAILABLE = "store_unavailable"
+    #: Server-stored: the session's idle or absolute deadline has passed.
+    SESSION_EXPIRED = "session_expired"
+    #: Server-stored: the cookie is genuine but the store holds no such session
+    #: (deleted: a logout, "log out everywhere", or swept after expiry).
+    UNKNOWN_SESSION = "unknown_session"
+    #: Server-stored: the stored state was written for a type of another shape
+    #: at the same schema version (its fingerprint differs); bump the version
+    #: and add a migration when a type changes.
+    SCHEMA_MISMATCH = "schema_mismatch"
 
 
 class LoadError(Value, frozen=True):
@@ -167,7 +181,34 @@ class StateNotWritable(_StateMistake):
     lead = "slot.state for state {name} was assigned too late"
 
 
-class CookieTooLarge(ClientStateError):
+class StateTooLarge(ClientStateError):
+    """A state is larger than where its handler keeps it can hold.
+
+    Raised by the assignment ``slot.state = value``. For client-stored
+    handlers it is :class:`CookieTooLarge`; for server-stored handlers the
+    limit is their ``max_state_bytes``.
+
+    Attributes:
+        size: the encoded size, in bytes.
+        limit: the limit, in bytes.
+    """
+
+    def __init__(self, message: str, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(message)
+
+
+class StoreUnavailable(ClientStateError):
+    """A store operation failed: the server is down or unreachable, or did not answer within its timeout.
+
+    Stores raise it (wrapping the client library's error, never echoing
+    credentials); handlers turn it into the load error ``store_unavailable``,
+    so it reaches the application as a value, never as a 500.
+    """
+
+
+class CookieTooLarge(StateTooLarge):
     """A state's cookie would exceed the size browsers store.
 
     Browsers silently ignore a cookie whose name plus value is longer than
@@ -185,8 +226,6 @@ class CookieTooLarge(ClientStateError):
 
     def __init__(self, cookie_name: str, size: int, limit: int, max_chunks: int | None = None) -> None:
         self.cookie_name = cookie_name
-        self.size = size
-        self.limit = limit
         self.max_chunks = max_chunks
         if max_chunks is None:
             message = (
@@ -200,4 +239,4 @@ class CookieTooLarge(ClientStateError):
                 f"chunk cookies allowed (max_chunks) hold ({limit} bytes); keep less in this state "
                 f"or keep it on the server"
             )
-        super().__init__(message)
+        super().__init__(message, size, limit)

@@ -11,6 +11,8 @@ Loading never raises for anything the client sends: every failure is a
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Generator
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from clientstate._core.cookies import RequestCookies
@@ -18,7 +20,7 @@ from clientstate._core.errors import LoadError
 from clientstate._core.state import State
 from clientstate._core.value import Value
 
-__all__ = ["Handler", "Loaded"]
+__all__ = ["AnyHandler", "Change", "ChangeKind", "Handler", "Loaded", "PlanHandler"]
 
 T = TypeVar("T")
 
@@ -47,6 +49,8 @@ class Loaded(Value, Generic[T], frozen=True):
             them (refresh).
         chunks: how many chunk cookies beyond the first the request carried
             (chunked handlers only), so stale ones can be deleted.
+        session: what a server-stored handler knows about the session it
+            loaded (its record, how the cookie was signed); ``None`` otherwise.
     """
 
     state: T | None = None
@@ -60,6 +64,7 @@ class Loaded(Value, Generic[T], frozen=True):
     reissue: bool = False
     keep_times: bool = False
     chunks: int = 0
+    session: Any = None
 
     @staticmethod
     def absent() -> Loaded[Any]:
@@ -67,9 +72,9 @@ class Loaded(Value, Generic[T], frozen=True):
         return _ABSENT
 
     @staticmethod
-    def failed(error: LoadError, *, chunks: int = 0) -> Loaded[Any]:
+    def failed(error: LoadError, *, chunks: int = 0, session: Any = None) -> Loaded[Any]:
         """A load that found a cookie but no valid state."""
-        return Loaded(None, error, True, chunks=chunks)
+        return Loaded(None, error, True, chunks=chunks, session=session)
 
     def __repr__(self) -> str:
         if self.error is not None:
@@ -133,3 +138,81 @@ class Handler(Protocol):
             CookieTooLarge: the state does not fit in a cookie.
         """
         ...
+
+
+class ChangeKind(enum.Enum):
+    """What a response must do to the stored state (decided by ``Binding.decide``)."""
+
+    #: Nothing the application asked for (a server-stored handler may still touch the session).
+    NONE = "none"
+    #: Store a new or changed state.
+    WRITE = "write"
+    #: Delete the state (the application set ``None``, or a bad cookie must be cleared).
+    DELETE = "delete"
+    #: Write the loaded state again, unchanged, for the handler's own reasons
+    #: (older key, older schema version, refresh): the application did not ask.
+    REISSUE = "reissue"
+
+
+class Change(Value, frozen=True):
+    """The decision for one response. Frozen.
+
+    Attributes:
+        kind: see :class:`ChangeKind`.
+        payload: the canonical encoding to store (``WRITE``, ``REISSUE``), else ``None``.
+        value: the state value to store (``WRITE``, ``REISSUE``), else ``None``.
+        rotate: the application asked for a new session id (``StateSlot.rotate_id``).
+    """
+
+    kind: ChangeKind
+    payload: bytes | None = None
+    value: Any = None
+    rotate: bool = False
+
+
+NO_CHANGE: Change = Change(ChangeKind.NONE)
+
+
+@runtime_checkable
+class PlanHandler(Protocol):
+    """A handler whose loads and saves need store I/O, described as plans (see ``clientstate._core.flow``).
+
+    ``setup()`` and the framework integrations run the plans with blocking I/O
+    (WSGI) or ``await`` (ASGI) through ``clientstate._core.drive``; the logic is
+    the same generator either way.
+
+    Attributes:
+        name: the cookie name.
+        store: the :class:`~clientstate._core.store.Store` the plans' operations go to.
+    """
+
+    name: str
+    store: Any
+
+    def prepare(self, descriptor: State[Any]) -> None:
+        """Get ready to serve ``descriptor`` (at start-up); ``ConfigurationError`` if it cannot."""
+        ...
+
+    def claims(self, cookie_name: str) -> bool:
+        """Whether ``cookie_name`` is this handler's cookie."""
+        ...
+
+    def check_size(self, descriptor: State[Any], payload: bytes) -> None:
+        """Raise :class:`~clientstate.StateTooLarge` if a state encoded as ``payload`` cannot be stored."""
+        ...
+
+    def load_plan(
+        self, descriptor: State[T], cookies: RequestCookies, now: float
+    ) -> Generator[Any, Any, Loaded[T]]:
+        """The plan that loads ``descriptor``'s state; never raises for request input or store failures."""
+        ...
+
+    def save_plan(
+        self, descriptor: State[T], loaded: Loaded[T], change: Change, now: float
+    ) -> Generator[Any, Any, list[str]]:
+        """The plan that applies ``change``; returns the ``Set-Cookie`` values."""
+        ...
+
+
+#: Any handler ``setup()`` accepts: one without I/O, or one backed by a store.
+AnyHandler = Handler | PlanHandler

@@ -34,7 +34,7 @@ class StateSlot(Generic[T]):
     the comparison is by value, when the response starts.
     """
 
-    __slots__ = ("_binding", "_closed", "_payload", "_state", "loaded", "now")
+    __slots__ = ("_binding", "_closed", "_payload", "_rotate", "_state", "loaded", "now")
 
     def __init__(self, binding: Binding[T], loaded: Loaded[T], now: float) -> None:
         self._binding = binding
@@ -43,6 +43,7 @@ class StateSlot(Generic[T]):
         self._state: T | None = loaded.state
         self._payload: bytes | None = None
         self._closed: str | None = None
+        self._rotate = False
 
     @property
     def state(self) -> T | None:
@@ -73,6 +74,37 @@ class StateSlot(Generic[T]):
             binding.handler.check_size(descriptor, payload)  # Binding.check_new, inlined
             self._payload = payload
         self._state = value
+
+    def rotate_id(self) -> None:
+        """Give the session a new id when the response is saved: the defence against session fixation.
+
+        Call it on a change of privilege — a login, a sudo elevation — (a
+        server-stored handler also does it by itself when the session's
+        principal changes). The state is kept under the new id; the old id
+        keeps answering for the handler's ``rotation_grace`` (10 s by default)
+        so requests already in flight with it neither fail nor bring it back,
+        then it is dead. To log out, assign ``None`` instead: the session is deleted.
+
+        Raises:
+            StateNotWritable: the response's headers were already sent.
+            ConfigurationError: the handler keeps the state in the cookie
+                (client-stored): there is no server-side id to rotate; a new
+                token is issued whenever the state changes.
+        """
+        if self._closed is not None:
+            raise StateNotWritable(self._binding.descriptor.name, self._closed)
+        if not self._binding.plans:
+            raise ConfigurationError(
+                f"state {self._binding.descriptor.name!r} is client-stored: there is no server-side session id "
+                f"to rotate (a new token is issued whenever the state changes)"
+            )
+        self._rotate = True
+
+    @property
+    def session_handle(self) -> str | None:
+        """For server-stored sessions, the public handle of this session (as in its sessions list), else ``None``."""
+        ref = self.loaded.session
+        return None if ref is None else getattr(ref, "handle", None)
 
     @property
     def error(self) -> LoadError | None:

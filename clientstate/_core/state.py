@@ -20,6 +20,7 @@ then compared by ``==`` with a fresh decoding of the bytes that arrived.
 from __future__ import annotations
 
 import builtins
+import hashlib
 import re
 from collections.abc import Callable, Iterable
 from typing import Any, Final, Generic, TypeVar, overload
@@ -30,7 +31,7 @@ from clientstate._core.config import check_callable, check_int, unknown_argument
 from clientstate._core.errors import ConfigurationError, ErrorKind, LoadError, StateEncodeError
 from clientstate._core.value import ConfigValue, Immutable
 
-__all__ = ["Migration", "State"]
+__all__ = ["Migration", "State", "fingerprint"]
 
 T = TypeVar("T")
 
@@ -105,6 +106,42 @@ def _immutable(type_: Any) -> bool:
         return False
 
 
+_NOT_SHAPE: Final = frozenset({"cls", "default", "default_factory"})
+
+
+def fingerprint(type_: Any) -> bytes:
+    """8 bytes identifying the shape of ``type_``: SHA-256 of a canonical description from ``msgspec.inspect``.
+
+    The description covers what decides how values encode and decode — field
+    names and encoded names, requiredness, nested types, constraints
+    (``ge``, ``max_length``, patterns...), enum members, literal values, tags —
+    and not class names, defaults or docstrings. Two types of one shape share
+    a fingerprint; changing the shape changes it (with overwhelming probability).
+    """
+    classes: dict[type, int] = {}
+
+    def describe(node: Any) -> str:
+        if isinstance(node, tuple):
+            return "(" + ",".join(describe(item) for item in node) + ")"
+        if not isinstance(node, msgspec.Struct):
+            return repr(node)
+        cls = getattr(node, "cls", None)
+        if isinstance(cls, type) and not isinstance(node, msgspec.inspect.EnumType):
+            if cls in classes:  # a recursive type: refer to it by its position
+                return f"@{classes[cls]}"
+            classes[cls] = len(classes)
+        parts = [type(node).__name__]
+        if isinstance(node, msgspec.inspect.EnumType):
+            parts.append(repr([(m.name, m.value) for m in node.cls]))
+        for name in node.__struct_fields__:
+            if name not in _NOT_SHAPE:
+                parts.append(f"{name}={describe(getattr(node, name))}")
+        return "[" + ";".join(parts) + "]"
+
+    text = describe(msgspec.inspect.type_info(type_))
+    return hashlib.sha256(text.encode("utf-8")).digest()[:8]
+
+
 def _decoder(type_: Any, where: str) -> msgspec.msgpack.Decoder[Any]:
     problem = _unsupported(type_)
     if problem is None:
@@ -172,8 +209,8 @@ class State(Immutable, Generic[T]):
     """
 
     __slots__ = (
-        "_decoder", "_decoders", "_encoder", "_unordered", "immutable", "migrations", "name", "slot_key", "type",
-        "version",
+        "_decoder", "_decoders", "_encoder", "_unordered", "fingerprints", "immutable", "migrations", "name",
+        "slot_key", "type", "version",
     )
 
     name: str
@@ -185,6 +222,8 @@ class State(Immutable, Generic[T]):
     #: Whether no value of ``type`` can change in place (frozen Structs, tuples, scalars): then the
     #: encoding made when a value is assigned is the one saved, without encoding it again.
     immutable: bool
+    #: Per accepted schema version, the :func:`fingerprint` of its type (stored with server-side state).
+    fingerprints: dict[int, bytes]
     _decoder: msgspec.msgpack.Decoder[T]
     _decoders: dict[int, msgspec.msgpack.Decoder[Any]]
     _encoder: msgspec.msgpack.Encoder
@@ -236,6 +275,7 @@ class State(Immutable, Generic[T]):
             # Newest first: the order older versions are tried in.
             migrations=tuple(by_version[v] for v in sorted(by_version, reverse=True)),
             immutable=_immutable(type),
+            fingerprints={version: fingerprint(type), **{v: fingerprint(m.type) for v, m in by_version.items()}},
             _decoder=decoder,
             _decoders={v: _decoder(m.type, f"migration from version {v}") for v, m in by_version.items()},
             _encoder=msgspec.msgpack.Encoder(order="deterministic"),

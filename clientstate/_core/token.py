@@ -98,6 +98,7 @@ __all__ = [
     "Peeked",
     "TokenCodec",
     "associated_data",
+    "pae",
     "peek",
     "token_length",
 ]
@@ -138,25 +139,27 @@ ENCRYPTED_OVERHEAD: Final = _E_HEADER + _INNER_MIN + _GCM_TAG
 EXPIRES_AT_BYTES: Final = 8
 
 
-def associated_data(cookie_name: str, state_name: str, schema_version: int) -> bytes:
-    """The associated data binding a token to its cookie, state and schema version.
+def pae(*items: bytes) -> bytes:
+    """PASETO's pre-authentication encoding of ``items``: an unambiguous concatenation.
 
-    ``PAE(b"clientstate/v1", cookie name, state name, schema version)`` with
-    PASETO's pre-authentication encoding (little-endian 64-bit count, then each
-    item as little-endian 64-bit length and bytes). Names are UTF-8; the
-    schema version is decimal ASCII.
+    ``LE64(n) ‖ LE64(len item1) ‖ item1 ‖ … ‖ LE64(len itemn) ‖ itemn``: no two
+    different sequences of items encode alike, so values bound this way
+    (names, ids, versions) cannot be shifted into one another.
     """
-    items = (
-        _DOMAIN,
-        cookie_name.encode("utf-8"),
-        state_name.encode("utf-8"),
-        str(schema_version).encode("ascii"),
-    )
     out = [len(items).to_bytes(8, "little")]
     for item in items:
         out.append(len(item).to_bytes(8, "little"))
         out.append(item)
     return b"".join(out)
+
+
+def associated_data(cookie_name: str, state_name: str, schema_version: int) -> bytes:
+    """The associated data binding a token to its cookie, state and schema version.
+
+    ``PAE(b"clientstate/v1", cookie name, state name, schema version)`` (see
+    :func:`pae`). Names are UTF-8; the schema version is decimal ASCII.
+    """
+    return pae(_DOMAIN, cookie_name.encode("utf-8"), state_name.encode("utf-8"), str(schema_version).encode("ascii"))
 
 
 class Opened(Value, frozen=True):

@@ -22,7 +22,8 @@ from typing import Any, Final, TypeVar
 
 from clientstate._core.binding import Binding, Clock
 from clientstate._core.config import checked
-from clientstate._core.handler import Handler
+from clientstate._core.drive import begin_async, finish_async
+from clientstate._core.handler import AnyHandler
 from clientstate._core.headers import VARY_COOKIE, VARY_ONLY, headers_to_add
 from clientstate._core.state import State
 from clientstate.adapters.middleware import Middleware
@@ -71,7 +72,8 @@ class StateMiddleware(Middleware[ASGIApp]):
             await self.app(scope, receive, send)
             return
         binding = self.binding
-        slot = binding.begin([value.decode("latin-1") for name, value in scope["headers"] if name == b"cookie"])
+        cookies = [value.decode("latin-1") for name, value in scope["headers"] if name == b"cookie"]
+        slot = await begin_async(binding, cookies) if binding.plans else binding.begin(cookies)
         scope = binding.attached(scope, slot)
         if kind == "websocket":
             slot.close(_WEBSOCKET)
@@ -81,7 +83,12 @@ class StateMiddleware(Middleware[ASGIApp]):
         async def send_with_state(message: Message) -> None:
             if message["type"] == "http.response.start":
                 # A failed request commits no state change (the cookie stays as it was).
-                set_cookies = binding.finish(slot) if message.get("status", 200) < 500 else binding.abandon(slot)
+                if message.get("status", 200) >= 500:
+                    set_cookies = binding.abandon(slot)
+                elif binding.plans:
+                    set_cookies = await finish_async(binding, slot)
+                else:
+                    set_cookies = binding.finish(slot)
                 headers = list(message.get("headers", ()))
                 extra = headers_to_add(headers, set_cookies, binding)
                 if extra is VARY_ONLY:
@@ -98,7 +105,9 @@ class StateMiddleware(Middleware[ASGIApp]):
 
 
 @checked
-def setup(descriptor: State[T], handler: Handler, app: ASGIApp, *, clock: Clock = time.time) -> StateMiddleware:
+def setup(
+    descriptor: State[T], handler: AnyHandler, app: ASGIApp, *, clock: Clock = time.time
+) -> StateMiddleware:
     """Wrap an ASGI 3 ``app``: the middleware puts the slot at ``scope["clientstate.<state name>"]``.
 
     ``descriptor`` is the :class:`~clientstate.State`, ``handler`` where it is

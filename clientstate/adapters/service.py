@@ -18,7 +18,8 @@ from typing import Any, TypeVar
 from clientstate._core.binding import Binding, Clock
 from clientstate._core.config import check_callable, checked
 from clientstate._core.cookies import RequestCookies
-from clientstate._core.handler import Handler, Loaded
+from clientstate._core.drive import begin_sync, finish_sync
+from clientstate._core.handler import AnyHandler, Loaded
 from clientstate._core.headers import headers_to_add
 from clientstate._core.state import State
 
@@ -119,7 +120,7 @@ Service = Callable[[Loaded[T], ServiceRequest], tuple[T | None, ServiceResponse]
 @checked
 def setup(
     descriptor: State[T],
-    handler: Handler,
+    handler: AnyHandler,
     service: Service[T],
     *,
     clock: Clock = time.time,
@@ -153,14 +154,14 @@ def setup(
     check_callable(service, "service", "service(loaded, request) -> (new_state, response)")
 
     def handle(request: ServiceRequest) -> ServiceResponse:
-        slot = binding.begin_cookies(request.cookies)
+        slot = begin_sync(binding, request.header_values("cookie"))
         new_state, response = service(slot.loaded, request)
         if response.status >= 500:  # a failed request commits nothing
             set_cookies = binding.abandon(slot)
         else:
             if new_state is not slot.state:  # an unchanged object is compared when the response starts
                 slot.state = new_state
-            set_cookies = binding.finish(slot)
+            set_cookies = finish_sync(binding, slot)
         headers = response.headers
         extra = headers_to_add(headers, set_cookies, binding)
         return ServiceResponse(response.status, [*headers, *extra], response.body)

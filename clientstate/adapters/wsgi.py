@@ -19,7 +19,8 @@ from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from clientstate._core.binding import Binding, Clock
 from clientstate._core.config import checked
-from clientstate._core.handler import Handler
+from clientstate._core.drive import begin_sync, finish_sync
+from clientstate._core.handler import AnyHandler
 from clientstate._core.headers import headers_to_add
 from clientstate._core.state import State
 from clientstate.adapters.middleware import Middleware
@@ -50,7 +51,7 @@ class StateMiddleware(Middleware[WSGIApp]):
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         binding = self.binding
         header = environ.get("HTTP_COOKIE")
-        slot = binding.begin((header,) if header else ())
+        slot = begin_sync(binding, (header,) if header else ())
         binding.attach(environ, slot)
 
         def start_with_state(
@@ -62,7 +63,10 @@ class StateMiddleware(Middleware[WSGIApp]):
             # A failed request commits no state change: on an error response
             # (5xx, or start_response called with exc_info) nothing is saved,
             # and nothing here raises over the application's own error.
-            set_cookies = binding.abandon(slot) if exc_info is not None or status[:1] == "5" else binding.finish(slot)
+            if exc_info is not None or status[:1] == "5":
+                set_cookies = binding.abandon(slot)
+            else:
+                set_cookies = finish_sync(binding, slot)
             extra = headers_to_add(headers, set_cookies, binding, check_names=exc_info is None)
             return start_response(status, [*headers, *extra], exc_info)
 
@@ -70,7 +74,9 @@ class StateMiddleware(Middleware[WSGIApp]):
 
 
 @checked
-def setup(descriptor: State[T], handler: Handler, app: WSGIApp, *, clock: Clock = time.time) -> StateMiddleware:
+def setup(
+    descriptor: State[T], handler: AnyHandler, app: WSGIApp, *, clock: Clock = time.time
+) -> StateMiddleware:
     """Wrap a WSGI ``app`` so it gets ``descriptor``'s state loaded and saved by ``handler``.
 
     Args:

@@ -42,7 +42,7 @@ from hypothesis.strategies import SearchStrategy
 from clientstate._core.binding import Binding, Clock
 from clientstate._core.cookies import MAX_COOKIE_BYTES
 from clientstate._core.errors import CookieTooLarge
-from clientstate._core.handler import Handler
+from clientstate._core.handler import AnyHandler, Handler
 from clientstate._core.state import State
 from clientstate._handlers.client_stored import ClientStored, client_stored
 from clientstate.testing._walk import Extents, Growth, render_path, root_label, type_info, unwrap
@@ -103,7 +103,7 @@ def _bindings(state: State[Any], handler: Handlers, clock: Clock | None) -> list
     return [Binding(state, h, now) for h in handlers]
 
 
-def describe(handler: Handler) -> str:
+def describe(handler: AnyHandler) -> str:
     """``"authenticated handler, cookie 'session'"`` for a ClientStored handler, else ``repr``."""
     if not isinstance(handler, ClientStored):
         return repr(handler)

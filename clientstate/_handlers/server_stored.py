@@ -1,0 +1,527 @@
+"""The server-stored handler: the state in a store, the cookie a signed session id.
+
+The logic is sans-I/O: :meth:`ServerStored.load_plan` and
+:meth:`ServerStored.save_plan` are generators that yield the store operations
+of :mod:`clientstate._core.store` and receive their results;
+``clientstate._core.drive`` runs them with blocking I/O (WSGI) or ``await``
+(ASGI). The rules, each enforced on the server:
+
+* **Lazy.** A request without a cookie costs nothing and writes nothing; the
+  record and the cookie appear on the first save of a state. A cookie that
+  fails its MAC, is malformed or too long costs no store access.
+* **Timeouts.** ``idle_timeout`` (default 7 days) and ``absolute_timeout``
+  (default 30 days) are checked against the record with the handler's clock.
+  Sliding the idle deadline is a *touch*: it never rewrites the state, happens
+  at most once per ``touch_interval`` (default a tenth of the idle timeout)
+  per session, and never goes past the absolute deadline. An expired or
+  deleted session loads as ``session_expired`` / ``unknown_session`` and its
+  cookie is cleared.
+* **No lost session, no resurrection.** Creates are insert-only (a colliding
+  id is retried with a new one); updates are compare-and-set on the record's
+  version and update-only, so a request that finishes after a logout or an
+  expiry does not bring the session back (its cookie is cleared instead).
+* **Two writers.** When another request wrote the session since this one
+  read it, this request's write is retried on a fresh read: for a
+  ``msgspec.Struct`` or ``dict`` state, the fields (keys) this request changed
+  are applied onto the fresh state, so changes to different fields both
+  persist and a field changed by both takes this request's value; any other
+  state type is replaced whole. Up to three attempts, then the write is given
+  up and logged (``clientstate`` logger, warning). No attempt writes a state
+  that does not encode as the type (no torn state).
+* **Id rotation.** ``slot.rotate_id()`` — and, by default, any change of the
+  session's principal (a login, a logout to anonymous) — moves the state to a
+  new id; the old id becomes a tombstone that serves in-flight requests for
+  ``rotation_grace`` seconds (default 10) and is dead after that.
+* **Store failures** reach the application as ``store_unavailable`` within
+  the store's timeout; the cookie is kept. A save that fails is logged and
+  leaves the cookie as it was.
+* **Keys.** The cookie's MAC and the stored state's MAC use the keyring's
+  ``sid`` and ``record`` subkeys; a cookie or record under an older accepted
+  key is re-signed under the current one on that response.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Generator
+from typing import Any, Final, TypeVar
+
+import msgspec
+
+from clientstate._core.config import MAX_SECONDS, check_callable, check_seconds, check_type, checked
+from clientstate._core.cookies import CookieAttributes, CookieWriter, RequestCookies
+from clientstate._core.errors import (
+    AMBIGUOUS_COOKIE,
+    ConfigurationError,
+    ErrorKind,
+    LoadError,
+    StateTooLarge,
+    StoreUnavailable,
+)
+from clientstate._core.handler import Change, ChangeKind, Loaded
+from clientstate._core.keys import Keyring
+from clientstate._core.record import BLOB_OVERHEAD, RecordCodec
+from clientstate._core.session_id import SessionIdCodec, handle_of, new_sid
+from clientstate._core.state import State
+from clientstate._core.store import Create, Delete, Get, Record, Retire, Store, Touch, Update, UpdateResult
+from clientstate._core.value import Immutable, Value
+
+__all__ = [
+    "DEFAULT_ABSOLUTE_TIMEOUT",
+    "DEFAULT_IDLE_TIMEOUT",
+    "ServerStored",
+    "SessionRef",
+    "server_stored",
+]
+
+T = TypeVar("T")
+
+#: Default idle timeout, seconds: 7 days.
+DEFAULT_IDLE_TIMEOUT: Final = 7 * 24 * 3600
+#: Default absolute timeout, seconds: 30 days.
+DEFAULT_ABSOLUTE_TIMEOUT: Final = 30 * 24 * 3600
+#: Default state size limit, bytes: 1 MiB.
+DEFAULT_MAX_STATE_BYTES: Final = 1 << 20
+_ATTEMPTS: Final = 3
+
+log = logging.getLogger("clientstate")
+
+#: ``principal(state) -> str | None``: who a state belongs to (None: anonymous).
+Principal = Callable[[Any], "str | None"]
+
+
+class SessionRef(Value, frozen=True):
+    """What loading found about the session behind a cookie (``Loaded.session``). Frozen.
+
+    Attributes:
+        record: the session's record (the successor's, if the cookie named a rotated-away id).
+        cookie_sid: the id the cookie carried.
+        cookie_key_id: the key id of the cookie's MAC.
+        blob_key_id: the key id of the stored state's MAC.
+        moved: the cookie named a rotated-away id still in its grace period.
+        touch_due: the idle deadline should slide on this response.
+        handle: the session's public handle (:func:`handle_of`).
+    """
+
+    record: Record
+    cookie_sid: bytes
+    cookie_key_id: int
+    blob_key_id: int
+    moved: bool
+    touch_due: bool
+    handle: str
+
+
+_UNKNOWN: Final = LoadError(ErrorKind.UNKNOWN_SESSION, "no such session in the store (deleted or swept)")
+
+
+class ServerStored(Immutable):
+    """The handler that keeps the state in a store. Build it with :func:`server_stored`.
+
+    Immutable; the attributes are the settings :func:`server_stored` documents.
+    """
+
+    __slots__ = (
+        "_ids",
+        "_records",
+        "_writer",
+        "absolute_timeout",
+        "attributes",
+        "idle_timeout",
+        "keyring",
+        "max_state_bytes",
+        "name",
+        "principal",
+        "rotate_on_principal_change",
+        "rotation_grace",
+        "store",
+        "touch_interval",
+    )
+
+    store: Store
+    keyring: Keyring
+    name: str
+    attributes: CookieAttributes
+    idle_timeout: int
+    absolute_timeout: int
+    touch_interval: int
+    rotation_grace: int
+    principal: Principal | None
+    rotate_on_principal_change: bool
+    max_state_bytes: int
+    _ids: SessionIdCodec
+    _writer: CookieWriter
+    _records: dict[str, RecordCodec]
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        raise ConfigurationError("build a server-stored handler with clientstate.server_stored(store, keyring, name=...)")
+
+    # --- set-up -------------------------------------------------------------------------------
+
+    def prepare(self, descriptor: State[Any]) -> None:
+        """Bind this handler to ``descriptor`` (``setup()`` calls it once, at start-up).
+
+        Raises:
+            ConfigurationError: the handler already serves a state of another name.
+        """
+        self._codec(descriptor)
+
+    def _codec(self, descriptor: State[Any]) -> RecordCodec:
+        codec = self._records.get(descriptor.name)
+        if codec is None:
+            if self._records:
+                other = next(iter(self._records))
+                raise ConfigurationError(
+                    f"handler for cookie {self.name!r} already serves state {other!r}; state "
+                    f"{descriptor.name!r} needs its own handler (its own cookie name)"
+                )
+            codec = RecordCodec(self.keyring, descriptor)
+            self._records[descriptor.name] = codec
+        elif codec.descriptor is not descriptor:
+            raise ConfigurationError(f"handler for cookie {self.name!r} serves another State named {descriptor.name!r}")
+        return codec
+
+    def claims(self, cookie_name: str) -> bool:
+        """Whether ``cookie_name`` is this handler's cookie."""
+        return cookie_name == self.name
+
+    def check_size(self, descriptor: State[Any], payload: bytes) -> None:
+        """Raise :class:`~clientstate.StateTooLarge` if the stored state would exceed ``max_state_bytes``."""
+        size = len(payload) + BLOB_OVERHEAD
+        if size > self.max_state_bytes:
+            raise StateTooLarge(
+                f"state {descriptor.name!r} would be {size} bytes in the store, over max_state_bytes "
+                f"({self.max_state_bytes}); keep less in it or raise the limit",
+                size,
+                self.max_state_bytes,
+            )
+
+    # --- load ---------------------------------------------------------------------------------
+
+    def load_plan(self, descriptor: State[T], cookies: RequestCookies, now: float) -> Generator[Any, Any, Loaded[T]]:
+        """The plan that loads the session named by the request's cookie; see the module docstring.
+
+        Never raises for request input or a store failure: those are ``Loaded.error`` values.
+        """
+        values = cookies.get_values(self.name)
+        if not values:
+            return Loaded.absent()
+        if len(values) > 1:
+            return Loaded.failed(AMBIGUOUS_COOKIE)
+        opened = self._ids.open(values[0])
+        if isinstance(opened, LoadError):
+            return Loaded.failed(opened)  # no store access for a cookie we did not sign
+        cookie_sid, cookie_key_id = opened
+        moved = False
+        try:
+            record = yield Get(cookie_sid)
+            if record is not None and record.moved_to is not None:  # a tombstone left by id rotation
+                if not now < record.idle_deadline:
+                    return Loaded.failed(LoadError(ErrorKind.SESSION_EXPIRED, "the session moved to a new id"))
+                moved = True
+                record = yield Get(record.moved_to)
+        except StoreUnavailable as exc:
+            return Loaded.failed(LoadError(ErrorKind.STORE_UNAVAILABLE, str(exc)))
+        if record is None or record.moved_to is not None:
+            return Loaded.failed(_UNKNOWN)
+        if not now < record.deadline:  # "not (ok)": a NaN clock fails too
+            which = "absolute" if record.absolute_deadline <= record.idle_deadline else "idle"
+            return Loaded.failed(
+                LoadError(ErrorKind.SESSION_EXPIRED, f"past its {which} deadline by {now - record.deadline:.0f} s")
+            )
+        codec = self._codec(descriptor)
+        blob = codec.open(record.sid, record.schema_version, record.blob)
+        if isinstance(blob, LoadError):
+            return Loaded.failed(blob)
+        payload, blob_key_id = blob
+        decoded = descriptor.decode(payload, record.schema_version)
+        if isinstance(decoded, LoadError):
+            return Loaded.failed(decoded)
+        migrated = record.schema_version != descriptor.version
+        touch_due = (
+            not moved
+            and now - record.last_touch >= self.touch_interval
+            and record.idle_deadline < record.absolute_deadline
+        )
+        ref = SessionRef(record, cookie_sid, cookie_key_id, blob_key_id, moved, touch_due, handle_of(record.sid))
+        reissue = migrated or blob_key_id != codec.current_key_id or (
+            not moved and cookie_key_id != self._ids.current_key_id
+        )
+        return Loaded(
+            decoded,
+            None,
+            True,
+            record.created_at,
+            record.deadline,
+            cookie_key_id,
+            record.schema_version,
+            descriptor.encode(decoded) if migrated else payload,
+            reissue,
+            True,
+            0,
+            ref,
+        )
+
+    # --- save ---------------------------------------------------------------------------------
+
+    def save_plan(
+        self, descriptor: State[T], loaded: Loaded[T], change: Change, now: float
+    ) -> Generator[Any, Any, list[str]]:
+        """The plan that applies ``change`` to the store; returns the ``Set-Cookie`` values.
+
+        Store failures are logged and leave the cookie as it was; nothing raises for them.
+        """
+        ref: SessionRef | None = loaded.session
+        kind = change.kind
+        moment = math.floor(now)
+        try:
+            if kind is ChangeKind.NONE:
+                return (yield from self._touch(ref, moment))
+            if kind is ChangeKind.DELETE:
+                return (yield from self._delete(ref))
+            assert change.payload is not None
+            if ref is None:
+                sid = yield from self._create(descriptor, change, moment)
+                return self._new_cookie(sid, moment)
+            principal = self._principal_of(change.value) if kind is ChangeKind.WRITE else ref.record.principal
+            rotate = kind is ChangeKind.WRITE and (
+                change.rotate or (self.rotate_on_principal_change and principal != ref.record.principal)
+            )
+            if rotate and not ref.moved:
+                return (yield from self._rotate(descriptor, change, ref, moment))
+            return (yield from self._update(descriptor, loaded, change, ref, moment, principal))
+        except StoreUnavailable as exc:
+            log.error("clientstate: state %r not saved, the store is unavailable: %s", descriptor.name, exc)
+            return []
+
+    def _touch(self, ref: SessionRef | None, now: int) -> Generator[Any, Any, list[str]]:
+        if ref is None or not ref.touch_due:
+            return []
+        record = ref.record
+        alive = yield Touch(record.sid, min(now + self.idle_timeout, record.absolute_deadline), now)
+        return [] if alive else [self._writer.delete_cookie(self.name)]
+
+    def _delete(self, ref: SessionRef | None) -> Generator[Any, Any, list[str]]:
+        if ref is not None:
+            yield Delete(ref.record.sid)
+            if ref.moved:
+                yield Delete(ref.cookie_sid)
+        return [self._writer.delete_cookie(self.name)]
+
+    def _create(self, descriptor: State[Any], change: Change, now: int) -> Generator[Any, Any, bytes]:
+        """Insert a new session (retrying on an id collision); returns its id."""
+        assert change.payload is not None
+        principal = self._principal_of(change.value)
+        codec = self._codec(descriptor)
+        absolute = now + self.absolute_timeout
+        for _ in range(_ATTEMPTS):
+            sid = new_sid()
+            record = Record(
+                sid, 1, principal, now, absolute, min(now + self.idle_timeout, absolute), now,
+                descriptor.version, codec.seal(sid, descriptor.version, change.payload),
+            )
+            if (yield Create(record)):
+                return sid
+        raise StoreUnavailable(f"{_ATTEMPTS} new session ids in a row already existed in the store")
+
+    def _new_cookie(self, sid: bytes, now: int) -> list[str]:
+        return [self._writer.set_cookie(self.name, self._ids.sign(sid), self.absolute_timeout)]
+
+    def _rotate(
+        self, descriptor: State[Any], change: Change, ref: SessionRef, now: int
+    ) -> Generator[Any, Any, list[str]]:
+        """Move the state to a new id; the old one becomes a tombstone for ``rotation_grace`` seconds."""
+        sid = yield from self._create(descriptor, change, now)
+        yield Retire(ref.record.sid, sid, now + self.rotation_grace)
+        return self._new_cookie(sid, now)
+
+    def _update(
+        self,
+        descriptor: State[Any],
+        loaded: Loaded[Any],
+        change: Change,
+        ref: SessionRef,
+        now: int,
+        principal: str | None,
+    ) -> Generator[Any, Any, list[str]]:
+        """Compare-and-set the record; on a conflict, retry on a fresh read (see the module docstring)."""
+        assert change.payload is not None
+        codec = self._codec(descriptor)
+        record, payload, value = ref.record, change.payload, change.value
+        unrequested = change.kind is ChangeKind.REISSUE
+        if unrequested and ref.blob_key_id == codec.current_key_id and record.schema_version == descriptor.version:
+            return self._cookie_lines(ref, record, now)  # only the cookie is under an older key
+        for _ in range(_ATTEMPTS):
+            updated = msgspec.structs.replace(
+                record,
+                version=record.version + 1,
+                principal=principal,
+                last_touch=now,
+                idle_deadline=min(now + self.idle_timeout, record.absolute_deadline),
+                schema_version=descriptor.version,
+                blob=codec.seal(record.sid, descriptor.version, payload),
+            )
+            result = yield Update(updated, record.version)
+            if result is UpdateResult.OK:
+                return self._cookie_lines(ref, updated, now)
+            if result is UpdateResult.GONE:
+                log.info("clientstate: the session of state %r ended during the request; not saved", descriptor.name)
+                return [self._writer.delete_cookie(self.name)]
+            if unrequested:
+                return []  # another request wrote the session meanwhile, and re-signed it
+            fresh = yield from self._reread(descriptor, record.sid)
+            if fresh is None:
+                return [self._writer.delete_cookie(self.name)]
+            record, theirs = fresh
+            value = _merge(descriptor, loaded.state, value, theirs)
+            payload = descriptor.encode(value)
+            principal = self._principal_of(value)
+        log.warning(
+            "clientstate: state %r not saved after %d conflicting writes to one session", descriptor.name, _ATTEMPTS
+        )
+        return []
+
+    def _reread(self, descriptor: State[Any], sid: bytes) -> Generator[Any, Any, tuple[Record, Any] | None]:
+        """The fresh record and state of ``sid``, or ``None`` if the session is gone or unreadable."""
+        record = yield Get(sid)
+        if record is None or record.moved_to is not None:
+            return None
+        blob = self._codec(descriptor).open(record.sid, record.schema_version, record.blob)
+        if isinstance(blob, LoadError):
+            return None
+        state = descriptor.decode(blob[0], record.schema_version)
+        return None if isinstance(state, LoadError) else (record, state)
+
+    def _cookie_lines(self, ref: SessionRef, record: Record, now: int) -> list[str]:
+        """After a write: re-sign the cookie if it was under an older key (not for a rotated-away id)."""
+        if ref.moved or ref.cookie_key_id == self._ids.current_key_id:
+            return []
+        return [self._writer.set_cookie(self.name, self._ids.sign(record.sid), record.absolute_deadline - now)]
+
+    def _principal_of(self, value: Any) -> str | None:
+        if self.principal is None or value is None:
+            return None
+        principal = self.principal(value)
+        if principal is not None and not isinstance(principal, str):
+            raise ConfigurationError(
+                f"server_stored(principal=...) returned a {type(principal).__name__}; it must return a str or None"
+            )
+        return principal
+
+    def __repr__(self) -> str:
+        return f"ServerStored(name={self.name!r}, store={self.store!r}, keyring={self.keyring!r})"
+
+
+def _merge(descriptor: State[Any], base: Any, ours: Any, theirs: Any) -> Any:
+    """``theirs`` with the fields (keys) ``ours`` changed from ``base`` applied; ``ours`` for other types."""
+    encode = descriptor._unordered.encode
+    if isinstance(ours, msgspec.Struct) and type(base) is type(ours) is type(theirs):
+        changed = {
+            name: getattr(ours, name)
+            for name in ours.__struct_fields__
+            if encode(getattr(ours, name)) != encode(getattr(base, name))
+        }
+        return msgspec.structs.replace(theirs, **changed)
+    if isinstance(ours, dict) and isinstance(base, dict) and isinstance(theirs, dict):
+        merged = dict(theirs)
+        for key in base.keys() - ours.keys():
+            merged.pop(key, None)
+        for key, item in ours.items():
+            if key not in base or encode(item) != encode(base[key]):
+                merged[key] = item
+        return merged
+    return ours
+
+
+@checked
+def server_stored(
+    store: Store,
+    keyring: Keyring,
+    *,
+    name: str,
+    idle_timeout: int = DEFAULT_IDLE_TIMEOUT,
+    absolute_timeout: int = DEFAULT_ABSOLUTE_TIMEOUT,
+    touch_interval: int | None = None,
+    rotation_grace: int = 10,
+    principal: Principal | None = None,
+    rotate_on_principal_change: bool = True,
+    attributes: CookieAttributes | None = None,
+    max_state_bytes: int = DEFAULT_MAX_STATE_BYTES,
+) -> ServerStored:
+    """Build a handler that keeps the state in ``store`` behind a signed session-id cookie.
+
+    Args:
+        store: where sessions live (``MemoryStore``, ``SQLiteStore``,
+            ``RedisStore``, ``PostgresStore``, ``LayeredStore``, or
+            ``store_from_url(...)``).
+        keyring: keys for the cookie's MAC and the stored state's MAC (their
+            own HKDF subkeys, ``sid`` and ``record``).
+        name: the cookie name (an RFC 9110 token; ``__Host-`` recommended).
+        idle_timeout: seconds without a request before the session ends
+            (default 7 days, 1 s to 2**32 s).
+        absolute_timeout: seconds after creation (or the last id rotation)
+            when the session ends whatever its activity (default 30 days); at
+            least ``idle_timeout``.
+        touch_interval: at most one touch (idle-deadline write) per session per
+            this many seconds (default a tenth of ``idle_timeout``, at least 1).
+        rotation_grace: seconds an old id keeps answering after a rotation (default 10).
+        principal: ``principal(state) -> str | None``, who a state belongs to
+            (the logged-in user id), for listing and ending a user's sessions.
+        rotate_on_principal_change: give the session a new id whenever its
+            principal changes (default ``True``: a login or logout is a new id).
+        attributes: ``Set-Cookie`` attributes (default ``Path=/; Secure;
+            HttpOnly; SameSite=Lax``); the cookie's ``Max-Age`` is the time left
+            to the absolute deadline (or the attributes' ``max_age`` if shorter).
+        max_state_bytes: the largest stored state, bytes (default 1 MiB);
+            a larger one raises :class:`~clientstate.StateTooLarge` when assigned.
+
+    Raises:
+        ConfigurationError: an unknown argument, a store that does not follow
+            the store protocol, an invalid cookie name or attributes, or a
+            time setting out of range (``absolute_timeout`` shorter than
+            ``idle_timeout``, ``touch_interval`` not shorter than ``idle_timeout``).
+    """
+    if not isinstance(store, Store):
+        raise ConfigurationError(
+            f"store must be a clientstate store (MemoryStore, SQLiteStore, RedisStore, PostgresStore, "
+            f"LayeredStore, store_from_url(...)), got {type(store).__name__}"
+        )
+    check_type(keyring, Keyring, "keyring", "read one with Keyring.from_env() or Keyring.from_text(...)")
+    attributes = CookieAttributes() if attributes is None else attributes
+    check_type(attributes, CookieAttributes, "attributes")
+    attributes.check_name(name)
+    check_seconds(idle_timeout, "idle_timeout")
+    check_seconds(absolute_timeout, "absolute_timeout")
+    if absolute_timeout < idle_timeout:
+        raise ConfigurationError(
+            f"absolute_timeout ({absolute_timeout} s) must be at least idle_timeout ({idle_timeout} s)"
+        )
+    if touch_interval is None:
+        touch_interval = max(1, idle_timeout // 10)
+    check_seconds(touch_interval, "touch_interval", 1, MAX_SECONDS)
+    if touch_interval >= idle_timeout:
+        raise ConfigurationError(f"touch_interval ({touch_interval} s) must be shorter than idle_timeout")
+    check_seconds(rotation_grace, "rotation_grace", 0, 3600)
+    if principal is not None:
+        check_callable(principal, "principal", "principal(state) -> str | None")
+    check_type(rotate_on_principal_change, bool, "rotate_on_principal_change")
+    check_seconds(max_state_bytes, "max_state_bytes", 1024, 1 << 30)
+    handler = object.__new__(ServerStored)
+    handler._set(
+        store=store,
+        keyring=keyring,
+        name=name,
+        attributes=attributes,
+        idle_timeout=idle_timeout,
+        absolute_timeout=absolute_timeout,
+        touch_interval=touch_interval,
+        rotation_grace=rotation_grace,
+        principal=principal,
+        rotate_on_principal_change=rotate_on_principal_change,
+        max_state_bytes=max_state_bytes,
+        _ids=SessionIdCodec(keyring, name),
+        _writer=CookieWriter(attributes),
+        _records={},
+    )
+    return handler

@@ -1,0 +1,222 @@
+"""The SQL store core: one table, the same statements for SQLite, PostgreSQL and MariaDB/MySQL.
+
+Each store operation becomes SQL :class:`Statement` s (or one
+:class:`Transaction` of them) through :class:`SQLStore.steps`, written once; a
+dialect (:class:`Dialect`) supplies only what differs between engines — the
+placeholder, insert-if-absent, ``LEAST``/``MIN``, the column types, and the
+sweep. Each engine's store performs statements with its driver
+(``sqlite3``, psycopg, PyMySQL).
+
+The table (``clientstate_sessions`` unless told otherwise), in portable terms::
+
+    sid               binary(16) primary key   -- the raw session id
+    version           integer   not null       -- compare-and-set counter
+    principal         text      null           -- indexed (partial where supported)
+    created_at        integer   not null       -- seconds since the epoch
+    absolute_deadline integer   not null
+    idle_deadline     integer   not null       -- min(last touch + idle, absolute): indexed, the sweep's key
+    last_touch        integer   not null
+    schema_version    integer   not null
+    blob              binary    not null       -- the authenticated state (clientstate._core.record)
+    moved_to          binary(16) null          -- a tombstone's successor
+
+Timestamps are integers, so the sweep's ``WHERE idle_deadline <= ?`` uses the
+index directly (no function around the column). ``idle_deadline`` never
+exceeds ``absolute_deadline``, so it is the session's deadline.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any, Final, Literal
+
+from clientstate._core.errors import ConfigurationError
+from clientstate._core.session_id import handle_of
+from clientstate._core.store import (
+    CountSessions,
+    Create,
+    Delete,
+    DeleteSessions,
+    Get,
+    ListSessions,
+    Op,
+    Record,
+    Retire,
+    SessionInfo,
+    Steps,
+    Sweep,
+    Touch,
+    Update,
+    UpdateResult,
+)
+from clientstate._core.value import Value
+
+__all__ = ["DEFAULT_TABLE", "Dialect", "SQLStore", "Statement", "Transaction", "check_table_name"]
+
+#: The table name unless a store is given another.
+DEFAULT_TABLE: Final = "clientstate_sessions"
+_IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+Fetch = Literal["rowcount", "one", "all", "none"]
+
+
+class Statement(Value, frozen=True):
+    """One SQL statement: its text (with the dialect's placeholders), parameters, and what to return.
+
+    ``fetch``: ``"rowcount"`` (rows changed), ``"one"`` (the first row or
+    ``None``), ``"all"`` (every row), ``"none"``.
+    """
+
+    sql: str
+    params: tuple[Any, ...] = ()
+    fetch: Fetch = "none"
+
+
+class Transaction(Value, frozen=True):
+    """Statements run in one transaction; the reply is the list of their results."""
+
+    statements: tuple[Statement, ...]
+
+
+def check_table_name(table: str) -> str:
+    """``table`` if it is a plain SQL identifier (letters, digits, ``_``; 1–63 characters), else ConfigurationError."""
+    if not isinstance(table, str) or not _IDENTIFIER.fullmatch(table):
+        raise ConfigurationError(f"table name must be a plain SQL identifier (letters, digits, _), got {table!r}")
+    return table
+
+
+_COLUMNS: Final = (
+    "sid, version, principal, created_at, absolute_deadline, idle_deadline, last_touch, schema_version, blob, moved_to"
+)
+
+
+class Dialect(Value, frozen=True):
+    """What differs between SQL engines; the statements of :class:`SQLStore` are built from it.
+
+    Attributes:
+        name: the engine (``"sqlite"``, ``"postgresql"``, ``"mysql"``).
+        placeholder: the parameter marker (``"?"`` or ``"%s"``).
+        insert_if_absent: an INSERT prefix/suffix pair that skips an existing key
+            (``("INSERT INTO", " ON CONFLICT (sid) DO NOTHING")`` or ``("INSERT IGNORE INTO", "")``).
+        least: the two-argument minimum function (``"MIN"`` or ``"LEAST"``).
+        ddl: the statements that create the table and its indexes if missing,
+            with ``{table}`` for the table name.
+        sweep: the statement deleting up to ``limit`` expired rows, with
+            ``{table}`` and two placeholders (now, limit).
+    """
+
+    name: str
+    placeholder: str
+    insert_if_absent: tuple[str, str]
+    least: str
+    ddl: tuple[str, ...]
+    sweep: str
+
+
+class SQLStore:
+    """The statements of every store operation for one dialect and table; engines subclass it.
+
+    Subclasses provide :meth:`execute` / :meth:`aexecute` (performing a
+    :class:`Statement` or :class:`Transaction` with their driver, creating the
+    table on first use) and ``close``/``aclose``.
+
+    Args:
+        dialect: the engine's :class:`Dialect`.
+        table: the table name (default ``clientstate_sessions``).
+
+    Raises:
+        ConfigurationError: ``table`` is not a plain identifier.
+    """
+
+    shared = True
+
+    def __init__(self, dialect: Dialect, table: str = DEFAULT_TABLE) -> None:
+        self.dialect = dialect
+        self.table = check_table_name(table)
+        p = dialect.placeholder
+        t = self.table
+
+        def q(sql: str) -> str:
+            return sql.replace("?", p).replace("{table}", t)
+
+        insert, conflict = dialect.insert_if_absent
+        self._get = q(f"SELECT {_COLUMNS} FROM {{table}} WHERE sid = ?")
+        self._create = q(f"{insert} {{table}} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?){conflict}")
+        self._update = q(
+            "UPDATE {table} SET version = ?, principal = ?, last_touch = ?, idle_deadline = ?, schema_version = ?, "
+            "blob = ? WHERE sid = ? AND version = ? AND moved_to IS NULL AND idle_deadline > ?"
+        )
+        self._version = q("SELECT version, moved_to, idle_deadline FROM {table} WHERE sid = ?")
+        self._touch = q(
+            f"UPDATE {{table}} SET idle_deadline = {dialect.least}(?, absolute_deadline), last_touch = ? "
+            f"WHERE sid = ? AND moved_to IS NULL AND idle_deadline > ?"
+        )
+        self._retire = q(
+            "UPDATE {table} SET version = version + 1, principal = NULL, idle_deadline = ?, blob = ?, moved_to = ? "
+            "WHERE sid = ?"
+        )
+        self._delete = q("DELETE FROM {table} WHERE sid = ?")
+        live = "principal = ? AND moved_to IS NULL AND idle_deadline > ?"
+        self._list = q(
+            f"SELECT sid, created_at, last_touch, idle_deadline, absolute_deadline FROM {{table}} WHERE {live} "
+            f"ORDER BY created_at"
+        )
+        self._count = q(f"SELECT COUNT(*) FROM {{table}} WHERE {live}")
+        self._delete_all = q("DELETE FROM {table} WHERE principal = ?")
+        self._delete_others = q("DELETE FROM {table} WHERE principal = ? AND sid <> ?")
+        self._sweep = q(dialect.sweep)
+        self.ddl = tuple(q(statement) for statement in dialect.ddl)
+
+    def steps(self, op: Op) -> Steps:
+        """The statements of ``op`` (see :mod:`clientstate._core.store` for each operation's contract)."""
+        if isinstance(op, Get):
+            row = yield Statement(self._get, (op.sid,), "one")
+            return None if row is None else _record(row)
+        if isinstance(op, Create):
+            r = op.record
+            params: tuple[Any, ...] = (r.sid, r.version, r.principal, r.created_at, r.absolute_deadline, r.idle_deadline,
+                      r.last_touch, r.schema_version, r.blob, r.moved_to)
+            return (yield Statement(self._create, params, "rowcount")) == 1
+        if isinstance(op, Update):
+            r = op.record
+            params = (r.version, r.principal, r.last_touch, r.idle_deadline, r.schema_version, r.blob, r.sid,
+                      op.expected_version, r.last_touch)
+            if (yield Statement(self._update, params, "rowcount")) == 1:
+                return UpdateResult.OK
+            row = yield Statement(self._version, (r.sid,), "one")
+            if row is None or row[1] is not None or not r.last_touch < row[2]:
+                return UpdateResult.GONE
+            return UpdateResult.CONFLICT if row[0] != op.expected_version else UpdateResult.GONE
+        if isinstance(op, Touch):
+            params = (op.idle_deadline, op.last_touch, op.sid, op.last_touch)
+            return (yield Statement(self._touch, params, "rowcount")) == 1
+        if isinstance(op, Retire):
+            return (yield Statement(self._retire, (op.until, b"", op.moved_to, op.sid), "rowcount")) == 1
+        if isinstance(op, Delete):
+            return (yield Statement(self._delete, (op.sid,), "rowcount")) == 1
+        if isinstance(op, ListSessions):
+            rows = yield Statement(self._list, (op.principal, op.now), "all")
+            return [(bytes(row[0]), SessionInfo(handle_of(bytes(row[0])), *row[1:])) for row in rows]
+        if isinstance(op, CountSessions):
+            row = yield Statement(self._count, (op.principal, op.now), "one")
+            return int(row[0])
+        if isinstance(op, DeleteSessions):
+            if op.keep is None:
+                return (yield Statement(self._delete_all, (op.principal,), "rowcount"))
+            return (yield Statement(self._delete_others, (op.principal, op.keep), "rowcount"))
+        if isinstance(op, Sweep):
+            return (yield self.sweep_command(op.now, op.limit))
+        raise ConfigurationError(f"{type(self).__name__} cannot perform {op!r}")
+
+    def sweep_command(self, now: int, limit: int) -> Statement | Transaction:
+        """The command deleting up to ``limit`` expired rows (engines may wrap it, e.g. in a lock)."""
+        return Statement(self._sweep, (now, limit), "rowcount")
+
+
+def _record(row: Sequence[Any]) -> Record:
+    sid, version, principal, created, absolute, idle, touched, schema, blob, moved = row
+    return Record(
+        bytes(sid), int(version), principal, int(created), int(absolute), int(idle), int(touched), int(schema),
+        bytes(blob), None if moved is None else bytes(moved),
+    )
