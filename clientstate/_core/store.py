@@ -153,9 +153,9 @@ class Update(Op, frozen=True):
 
 
 class Touch(Op, frozen=True):
-    """Set ``last_touch`` and ``idle_deadline`` (at most the absolute deadline) of ``sid`` → ``True``, or ``False`` if gone.
+    """Set ``last_touch`` and ``idle_deadline`` (at most the absolute deadline) of ``sid``.
 
-    The state and the version are not changed.
+    Returns ``True``, or ``False`` if the session is gone. The state and the version are not changed.
     """
 
     sid: bytes
@@ -164,7 +164,10 @@ class Touch(Op, frozen=True):
 
 
 class Retire(Op, frozen=True):
-    """Replace the record of ``sid`` by a tombstone pointing to ``moved_to``, kept until ``until`` → ``True`` if it existed."""
+    """Replace the record of ``sid`` by a tombstone pointing to ``moved_to``, kept until ``until``.
+
+    Returns ``True`` if the record existed.
+    """
 
     sid: bytes
     moved_to: bytes
@@ -178,7 +181,7 @@ class Delete(Op, frozen=True):
 
 
 class ListSessions(Op, frozen=True):
-    """The unexpired sessions of ``principal`` at ``now`` → ``list[tuple[bytes, SessionInfo]]`` (sid, info), oldest first."""
+    """The unexpired sessions of ``principal`` at ``now``, oldest first → ``list[tuple[bytes, SessionInfo]]``."""
 
     principal: str
     now: int

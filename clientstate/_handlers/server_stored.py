@@ -155,7 +155,9 @@ class ServerStored(Immutable):
     _records: dict[str, RecordCodec]
 
     def __init__(self, *args: object, **kwargs: object) -> None:
-        raise ConfigurationError("build a server-stored handler with clientstate.server_stored(store, keyring, name=...)")
+        raise ConfigurationError(
+            "build a server-stored handler with clientstate.server_stored(store, keyring, name=...)"
+        )
 
     # --- set-up -------------------------------------------------------------------------------
 
@@ -299,14 +301,26 @@ class ServerStored(Immutable):
         if ref is None or not ref.touch_due:
             return []
         record = ref.record
-        alive = yield Touch(record.sid, min(now + self.idle_timeout, record.absolute_deadline), now)
-        return [] if alive else [self._writer.delete_cookie(self.name)]
+        if (yield Touch(record.sid, min(now + self.idle_timeout, record.absolute_deadline), now)):
+            return []
+        successor = yield from self._successor(record.sid, now)
+        return [] if successor is not None else [self._writer.delete_cookie(self.name)]
+
+    def _successor(self, sid: bytes, now: int) -> Generator[Any, Any, bytes | None]:
+        """The id ``sid`` was rotated to, if it is a tombstone still in its grace period."""
+        current = yield Get(sid)
+        if current is not None and current.moved_to is not None and now < current.idle_deadline:
+            moved_to: bytes = current.moved_to
+            return moved_to
+        return None
 
     def _delete(self, ref: SessionRef | None) -> Generator[Any, Any, list[str]]:
         if ref is not None:
-            yield Delete(ref.record.sid)
-            if ref.moved:
-                yield Delete(ref.cookie_sid)
+            for sid in {ref.record.sid, ref.cookie_sid}:
+                current = yield Get(sid)  # rotated meanwhile? then its successor is this session too
+                if current is not None and current.moved_to is not None:
+                    yield Delete(current.moved_to)
+                yield Delete(sid)
         return [self._writer.delete_cookie(self.name)]
 
     def _create(self, descriptor: State[Any], change: Change, now: int) -> Generator[Any, Any, bytes]:
@@ -365,12 +379,17 @@ class ServerStored(Immutable):
             result = yield Update(updated, record.version)
             if result is UpdateResult.OK:
                 return self._cookie_lines(ref, updated, now)
+            sid = record.sid
             if result is UpdateResult.GONE:
-                log.info("clientstate: the session of state %r ended during the request; not saved", descriptor.name)
-                return [self._writer.delete_cookie(self.name)]
+                moved_to = yield from self._successor(sid, now)
+                if moved_to is None:
+                    log.info("clientstate: the session of %r ended during the request; not saved", descriptor.name)
+                    return [self._writer.delete_cookie(self.name)]
+                sid = moved_to  # rotated during the request: the write goes to the successor
+                ref = msgspec.structs.replace(ref, moved=True)
             if unrequested:
                 return []  # another request wrote the session meanwhile, and re-signed it
-            fresh = yield from self._reread(descriptor, record.sid)
+            fresh = yield from self._reread(descriptor, sid)
             if fresh is None:
                 return [self._writer.delete_cookie(self.name)]
             record, theirs = fresh

@@ -175,8 +175,10 @@ class SQLStore:
             return None if row is None else _record(row)
         if isinstance(op, Create):
             r = op.record
-            params: tuple[Any, ...] = (r.sid, r.version, r.principal, r.created_at, r.absolute_deadline, r.idle_deadline,
-                      r.last_touch, r.schema_version, r.blob, r.moved_to)
+            params: tuple[Any, ...] = (
+                r.sid, r.version, r.principal, r.created_at, r.absolute_deadline, r.idle_deadline,
+                r.last_touch, r.schema_version, r.blob, r.moved_to,
+            )
             return (yield Statement(self._create, params, "rowcount")) == 1
         if isinstance(op, Update):
             r = op.record
