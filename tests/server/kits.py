@@ -115,7 +115,6 @@ class SQLiteKit(StoreKit):
             connection.close()
 
     def rows(self, store: Store) -> int:
-        store.execute  # the table exists once the store has been used
         with self._db(store) as db:
             try:
                 return int(db.execute("SELECT COUNT(*) FROM clientstate_sessions").fetchone()[0])
