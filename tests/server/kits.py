@@ -19,6 +19,7 @@ import msgspec
 
 from clientstate._core.store import Delegate, Op, Record, Steps, Store
 from clientstate.stores import MemoryStore, SQLiteStore
+from clientstate.stores.layered import LayeredStore
 
 
 class CountingStore:
@@ -139,5 +140,33 @@ class SQLiteKit(StoreKit):
             )
 
 
+class LayeredKit(StoreKit):
+    """A MemoryStore cache in front of a SQLite primary; direct access goes to the primary."""
+
+    name = "layered"
+
+    def __init__(self) -> None:
+        self.primary = SQLiteKit()
+
+    def make(self) -> Store:
+        return LayeredStore(MemoryStore(), self.primary.make())
+
+    def _parts(self, store: Store) -> tuple[MemoryStore, Store]:
+        assert isinstance(store, LayeredStore)
+        assert isinstance(store.cache, MemoryStore)
+        return store.cache, store.primary
+
+    def rows(self, store: Store) -> int:
+        return self.primary.rows(self._parts(store)[1])
+
+    def raw(self, store: Store, sid: bytes) -> Record | None:
+        return self.primary.raw(self._parts(store)[1], sid)
+
+    def put_raw(self, store: Store, record: Record) -> None:
+        cache, primary = self._parts(store)
+        self.primary.put_raw(primary, record)
+        cache._records.pop(record.sid, None)  # an operator editing the database flushes the cache entry too
+
+
 #: Every backend the behavioural suite runs against (others append themselves).
-KITS: dict[str, Callable[[], StoreKit]] = {"memory": MemoryKit, "sqlite": SQLiteKit}
+KITS: dict[str, Callable[[], StoreKit]] = {"memory": MemoryKit, "sqlite": SQLiteKit, "layered": LayeredKit}
