@@ -74,7 +74,9 @@ class LayeredStore:
     def __init__(self, cache: Store, primary: Store, *, cache_ttl: float | None = None) -> None:
         for label, store in (("cache", cache), ("primary", primary)):
             if not isinstance(store, Store):
-                raise ConfigurationError(f"LayeredStore {label} must be a clientstate store, got {type(store).__name__}")
+                raise ConfigurationError(
+                    f"LayeredStore {label} must be a clientstate store, got {type(store).__name__}"
+                )
         if cache_ttl is not None:
             check_type(cache_ttl, (int, float), "cache_ttl")
             if not 0 < cache_ttl <= 86_400:

@@ -54,7 +54,7 @@ def test_a_second_read_is_served_by_the_cache(driver: Driver) -> None:
 
 
 def test_a_write_drops_the_cached_copy_and_a_conflict_reads_fresh(driver: Driver) -> None:
-    store, cache, primary = layered()
+    store, _, _ = layered()
     binding = Binding(ACCOUNT, handler(store), FrozenClock(T0))
     cookie = log_in(driver, binding)
     driver.request(binding, cookie)  # cached now
@@ -69,7 +69,7 @@ def test_a_write_drops_the_cached_copy_and_a_conflict_reads_fresh(driver: Driver
 
 def test_a_failing_cache_never_fails_a_request(driver: Driver, caplog: pytest.LogCaptureFixture) -> None:
     flaky = FlakyStore()
-    store, _, primary = layered(flaky)
+    store, _, _ = layered(flaky)
     binding = Binding(ACCOUNT, handler(store), FrozenClock(T0))
     cookie = log_in(driver, binding)
     driver.request(binding, cookie)
