@@ -16,6 +16,8 @@ Properties, one call each (need ``hypothesis``), raising ``AssertionError``:
 
 * :func:`check_round_trip`, :func:`check_stable`, :func:`check_migrations`,
   :func:`check_fits_cookie`, :func:`check_all`.
+* :func:`check_schema_snapshot`: fails when a state's type changed shape
+  without a schema version bump (no Hypothesis needed).
 
 Test clients (need Starlette + httpx for ASGI, Werkzeug for WSGI):
 
@@ -37,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from clientstate.testing.clock import FrozenClock
 from clientstate.testing.keys import fixed_key, fixed_keyring
+from clientstate.testing.schema import check_schema_snapshot
 
 if TYPE_CHECKING:
     from clientstate.testing._walk import UnsupportedTypeError
@@ -59,6 +62,7 @@ __all__ = [
     "check_all",
     "check_fits_cookie",
     "check_migrations",
+    "check_schema_snapshot",
     "check_round_trip",
     "check_stable",
     "fixed_key",
