@@ -28,6 +28,8 @@ Every operation's contract, for every store:
 * :class:`ListSessions`, :class:`CountSessions`, :class:`DeleteSessions` use
   a principal index (never a scan of all sessions).
 * :class:`Sweep` deletes at most ``limit`` expired records and returns how many.
+* :class:`PutAll` writes a batch of records in one atomic step (one SQL
+  transaction, one Redis script over keys of one hash slot, one locked update).
 
 Times are whole seconds since the Unix epoch. A store that cannot reach its
 server raises :class:`~clientstate.StoreUnavailable`, within a bounded time.
@@ -51,6 +53,7 @@ __all__ = [
     "Get",
     "ListSessions",
     "Op",
+    "PutAll",
     "Record",
     "Retire",
     "SessionInfo",
@@ -206,6 +209,19 @@ class Sweep(Op, frozen=True):
 
     now: int
     limit: int
+
+
+class PutAll(Op, frozen=True):
+    """Write many records at once, atomically → how many were written.
+
+    Each item is ``(record, expected_version)``: the record is written if the
+    stored version is ``expected_version`` (``0``: no record with its id
+    exists), and skipped otherwise (another process took the session over).
+    Either every write that applies happens, or — when the store fails — none.
+    Used by the live-session manager to save every session at shutdown.
+    """
+
+    items: tuple[tuple[Record, int], ...]
 
 
 class Delegate(Value, frozen=True):

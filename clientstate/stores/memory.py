@@ -27,6 +27,7 @@ from clientstate._core.store import (
     Get,
     ListSessions,
     Op,
+    PutAll,
     Record,
     Retire,
     SessionInfo,
@@ -121,6 +122,8 @@ class MemoryStore:
             return len(doomed)
         if kind is Sweep:
             return self._expire(op.now, op.limit)
+        if kind is PutAll:
+            return self._put_all(op.items)
         raise ConfigurationError(f"MemoryStore cannot perform {op!r}")
 
     def _live(self, principal: str, now: int) -> Iterator[bytes]:
@@ -139,6 +142,16 @@ class MemoryStore:
         if old is None or old.idle_deadline != record.idle_deadline:
             heapq.heappush(self._deadlines, (record.idle_deadline, record.sid))
         self._expire(record.last_touch, _EXPIRE_PER_WRITE)
+
+    def _put_all(self, items: tuple[tuple[Record, int], ...]) -> int:
+        """Every item whose expected version holds; atomic because the lock is held throughout."""
+        written = 0
+        for record, expected in items:
+            current = self._records.get(record.sid)
+            if (current.version if current is not None else 0) == expected:
+                self._put(record)
+                written += 1
+        return written
 
     def _create(self, record: Record) -> bool:
         if record.sid in self._records:

@@ -41,6 +41,7 @@ from clientstate._core.store import (
     Get,
     ListSessions,
     Op,
+    PutAll,
     Record,
     Retire,
     SessionInfo,
@@ -104,6 +105,10 @@ class Dialect(Value, frozen=True):
             with ``{table}`` for the table name.
         sweep: the statement deleting up to ``limit`` expired rows, with
             ``{table}`` and two placeholders (now, limit).
+        put_if_version: an upsert of all the columns (the ten of ``Create``, in
+            order) that updates an existing row only if its version equals an
+            eleventh parameter — for :class:`PutAll`; ``None`` if the engine
+            has none (then ``PutAll`` raises ConfigurationError).
     """
 
     name: str
@@ -112,6 +117,7 @@ class Dialect(Value, frozen=True):
     least: str
     ddl: tuple[str, ...]
     sweep: str
+    put_if_version: str | None = None
 
 
 class SQLStore:
@@ -166,6 +172,7 @@ class SQLStore:
         self._delete_all = q("DELETE FROM {table} WHERE principal = ?")
         self._delete_others = q("DELETE FROM {table} WHERE principal = ? AND sid <> ?")
         self._sweep = q(dialect.sweep)
+        self._put = None if dialect.put_if_version is None else q(dialect.put_if_version)
         self.ddl = tuple(q(statement) for statement in dialect.ddl)
 
     def steps(self, op: Op) -> Steps:
@@ -174,15 +181,10 @@ class SQLStore:
             row = yield Statement(self._get, (op.sid,), "one")
             return None if row is None else _record(row)
         if isinstance(op, Create):
-            r = op.record
-            params: tuple[Any, ...] = (
-                r.sid, r.version, r.principal, r.created_at, r.absolute_deadline, r.idle_deadline,
-                r.last_touch, r.schema_version, r.blob, r.moved_to,
-            )
-            return (yield Statement(self._create, params, "rowcount")) == 1
+            return (yield Statement(self._create, _row(op.record), "rowcount")) == 1
         if isinstance(op, Update):
             r = op.record
-            params = (r.version, r.principal, r.last_touch, r.idle_deadline, r.schema_version, r.blob, r.sid,
+            params: tuple[Any, ...] = (r.version, r.principal, r.last_touch, r.idle_deadline, r.schema_version, r.blob, r.sid,
                       op.expected_version, r.last_touch)
             if (yield Statement(self._update, params, "rowcount")) == 1:
                 return UpdateResult.OK
@@ -209,11 +211,25 @@ class SQLStore:
             return (yield Statement(self._delete_others, (op.principal, op.keep), "rowcount"))
         if isinstance(op, Sweep):
             return (yield self.sweep_command(op.now, op.limit))
+        if isinstance(op, PutAll):
+            if self._put is None:
+                raise ConfigurationError(f"{type(self).__name__} has no batch upsert for PutAll")
+            statements = tuple(Statement(self._put, (*_row(r), expected), "rowcount") for r, expected in op.items)
+            counts = yield Transaction(statements)
+            return sum(1 for count in counts if count)
         raise ConfigurationError(f"{type(self).__name__} cannot perform {op!r}")
 
     def sweep_command(self, now: int, limit: int) -> Statement | Transaction:
         """The command deleting up to ``limit`` expired rows (engines may wrap it, e.g. in a lock)."""
         return Statement(self._sweep, (now, limit), "rowcount")
+
+
+def _row(r: Record) -> tuple[Any, ...]:
+    """The ten column values of ``r``, in table order."""
+    return (
+        r.sid, r.version, r.principal, r.created_at, r.absolute_deadline, r.idle_deadline, r.last_touch,
+        r.schema_version, r.blob, r.moved_to,
+    )
 
 
 def _record(row: Sequence[Any]) -> Record:

@@ -53,6 +53,14 @@ SQLITE: Final = Dialect(
         "DELETE FROM {table} WHERE sid IN "
         "(SELECT sid FROM {table} WHERE idle_deadline <= ? ORDER BY idle_deadline LIMIT ?)"
     ),
+    put_if_version=(
+        "INSERT INTO {table} (sid, version, principal, created_at, absolute_deadline, idle_deadline, last_touch, "
+        "schema_version, blob, moved_to) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sid) DO UPDATE SET "
+        "version = excluded.version, principal = excluded.principal, created_at = excluded.created_at, "
+        "absolute_deadline = excluded.absolute_deadline, idle_deadline = excluded.idle_deadline, "
+        "last_touch = excluded.last_touch, schema_version = excluded.schema_version, blob = excluded.blob, "
+        "moved_to = excluded.moved_to WHERE {table}.version = ?"
+    ),
 )
 
 
