@@ -89,6 +89,11 @@ class MemoryStore:
     async def aclose(self) -> None:
         """Nothing to release."""
 
+    def records(self) -> list[Record]:
+        """Every record held (sessions and tombstones): what a snapshot file saves."""
+        with self._lock:
+            return list(self._records.values())
+
     def __len__(self) -> int:
         return len(self._records)
 
