@@ -1,0 +1,79 @@
+"""What the framework integrations share: the guard words and the sudo-window check."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, Final, ParamSpec, TypeVar, cast
+
+from clientstate import sudo
+from clientstate._core.errors import ConfigurationError
+from clientstate._core.handler import AnyHandler, Handler
+from clientstate._core.slot import StateSlot
+from clientstate.legacy import LegacyCookie, accept_legacy
+
+__all__ = ["LOGIN_REQUIRED", "SUDO_REQUIRED", "check_window", "elevated", "guarded", "with_legacy"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: What a guard answers (401) when the request has no state.
+LOGIN_REQUIRED: Final = "login_required"
+#: What a guard answers (403) when sudo is not active.
+SUDO_REQUIRED: Final = "sudo_required"
+
+
+def check_window(max_window: object) -> float:
+    """``max_window`` if it is a finite number of seconds > 0; else ConfigurationError."""
+    if isinstance(max_window, bool) or not isinstance(max_window, int | float) or not (
+        math.isfinite(max_window) and max_window > 0
+    ):
+        raise ConfigurationError(f"sudo_max_window must be a finite number of seconds > 0, got {max_window!r}")
+    return float(max_window)
+
+
+def elevated(slot: StateSlot[Any], max_window: float) -> bool:
+    """Whether the slot's state has sudo active at the slot's ``now`` (see :func:`clientstate.sudo.is_active`)."""
+    return sudo.is_active(slot.state, slot.now, max_window=max_window)
+
+
+def with_legacy(handler: AnyHandler, legacy: LegacyCookie | Sequence[LegacyCookie]) -> AnyHandler:
+    """``handler``, wrapped by :func:`clientstate.legacy.accept_legacy` when ``legacy`` names any format.
+
+    Raises:
+        ConfigurationError: as :func:`~clientstate.legacy.accept_legacy`.
+    """
+    sources = (legacy,) if isinstance(legacy, LegacyCookie) else tuple(legacy)
+    if not sources:
+        return handler
+    if not isinstance(handler, Handler):
+        raise ConfigurationError(
+            "legacy cookies can be accepted in front of a client-stored handler only (for now): migrate to "
+            "client_stored first, or convert the legacy sessions into the store yourself"
+        )
+    return accept_legacy(handler, *sources)
+
+
+def guarded(view: Callable[P, R], deny: Callable[P, Any]) -> Callable[P, R]:
+    """``view`` behind ``deny(*args, **kwargs)``: a non-``None`` answer is returned instead of calling the view.
+
+    ``deny`` may also raise (the framework's HTTP exception). An async view
+    gets an async wrapper, so frameworks that run coroutine views still see one.
+    """
+    if inspect.iscoroutinefunction(view):
+
+        @functools.wraps(view)
+        async def guarded_async(*args: P.args, **kwargs: P.kwargs) -> Any:
+            denied = deny(*args, **kwargs)
+            return denied if denied is not None else await view(*args, **kwargs)
+
+        return cast(Callable[P, R], guarded_async)
+
+    @functools.wraps(view)
+    def guarded_sync(*args: P.args, **kwargs: P.kwargs) -> Any:
+        denied = deny(*args, **kwargs)
+        return denied if denied is not None else view(*args, **kwargs)
+
+    return cast(Callable[P, R], guarded_sync)
