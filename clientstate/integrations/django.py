@@ -74,6 +74,7 @@ from clientstate._core.keys import Keyring
 from clientstate._core.slot import StateSlot, get_slot
 from clientstate._core.state import State
 from clientstate._handlers.client_stored import client_stored
+from clientstate._handlers.sessions import Sessions
 from clientstate.integrations._common import LOGIN_REQUIRED, SUDO_REQUIRED, check_window, elevated, guarded, with_legacy
 from clientstate.legacy import LegacyCookie, django_cookie
 
@@ -420,8 +421,12 @@ class SessionStore(SessionBase):  # type: ignore[misc]
             self._session_key = token or None
 
     def exists(self, session_key: str | None) -> bool:
-        """Always ``False``: a client-stored session exists only in its cookie."""
-        return False
+        """Whether a server-stored session with this key is in the store; always ``False`` client-stored."""
+        binding = self._binding()
+        if not session_key or not binding.plans:
+            return False
+        slot = drive.begin_sync(binding, (f"{binding.handler.name}={session_key}",))
+        return slot.error is None and slot.state is not None
 
     def create(self) -> None:
         """Start a new, empty session (written when it gets data)."""
@@ -459,7 +464,15 @@ class SessionStore(SessionBase):  # type: ignore[misc]
 
     @classmethod
     def clear_expired(cls) -> None:
-        """Nothing to clear: expired cookies are refused when they arrive."""
+        """``manage.py clearsessions``: sweep expired server-stored sessions, 1,000 at a time.
+
+        Client-stored: nothing to clear (expired cookies are refused when they arrive).
+        """
+        binding = engine_binding()
+        if binding.plans:
+            sessions = Sessions(binding.handler)
+            while sessions.sweep(limit=1000) == 1000:
+                pass
 
     @classmethod
     async def aclear_expired(cls) -> None:
