@@ -10,7 +10,7 @@ from typing import Any, Final, ParamSpec, TypeVar, cast
 
 from clientstate import sudo
 from clientstate._core.errors import ConfigurationError
-from clientstate._core.handler import AnyHandler, Handler
+from clientstate._core.handler import AnyHandler
 from clientstate._core.slot import StateSlot
 from clientstate.legacy import LegacyCookie, accept_legacy
 
@@ -48,11 +48,6 @@ def with_legacy(handler: AnyHandler, legacy: LegacyCookie | Sequence[LegacyCooki
     sources = (legacy,) if isinstance(legacy, LegacyCookie) else tuple(legacy)
     if not sources:
         return handler
-    if not isinstance(handler, Handler):
-        raise ConfigurationError(
-            "legacy cookies can be accepted in front of a client-stored handler only (for now): migrate to "
-            "client_stored first, or convert the legacy sessions into the store yourself"
-        )
     return accept_legacy(handler, *sources)
 
 

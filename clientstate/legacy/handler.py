@@ -32,12 +32,13 @@ cookie of another name is present also deletes that legacy cookie.
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import Any, Final, TypeVar
 
 from clientstate._core.config import check_type
 from clientstate._core.cookies import RequestCookies
 from clientstate._core.errors import AMBIGUOUS_COOKIE, ConfigurationError, ErrorKind, LoadError, StateEncodeError
-from clientstate._core.handler import Handler, Loaded
+from clientstate._core.handler import Change, ChangeKind, Handler, Loaded, PlanHandler
 from clientstate._core.state import State
 from clientstate._core.value import Immutable
 from clientstate.legacy.formats import LegacyCookie
@@ -75,12 +76,12 @@ class LegacyHandler(Immutable):
 
     __slots__ = ("_by_name", "inner", "name", "sources")
 
-    inner: Handler
+    inner: Handler | PlanHandler
     sources: tuple[LegacyCookie, ...]
     name: str
     _by_name: dict[str, LegacyCookie]
 
-    def __init__(self, inner: Handler, sources: tuple[LegacyCookie, ...]) -> None:
+    def __init__(self, inner: Handler | PlanHandler, sources: tuple[LegacyCookie, ...]) -> None:
         self._set(inner=inner, sources=sources, name=inner.name, _by_name={s.name: s for s in sources})
 
     def prepare(self, descriptor: State[Any]) -> None:
@@ -97,7 +98,12 @@ class LegacyHandler(Immutable):
 
     def load(self, descriptor: State[T], cookies: RequestCookies, now: float) -> Loaded[T]:
         """Load the state, falling back to the legacy cookies (see the module docstring). Never raises."""
-        loaded = self.inner.load(descriptor, cookies, now)
+        inner = self.inner
+        assert isinstance(inner, Handler)
+        return self._resolve(inner.load(descriptor, cookies, now), descriptor, cookies, now)
+
+    def _resolve(self, loaded: Loaded[T], descriptor: State[T], cookies: RequestCookies, now: float) -> Loaded[T]:
+        """What the request loads, given what the wrapped handler loaded (the rules of the module docstring)."""
         same_name_legacy = loaded.error is not None and loaded.error.kind in _NOT_OURS and self.name in self._by_name
         others = tuple(s.name for s in self.sources if s.name != self.name and cookies.get_values(s.name))
         if loaded.present and not same_name_legacy:
@@ -148,28 +154,72 @@ class LegacyHandler(Immutable):
         Raises:
             CookieTooLarge: as the wrapped handler's :meth:`Handler.save`.
         """
+        inner = self.inner
+        assert isinstance(inner, Handler)
+        lines = [] if self._skip_inner(loaded, payload is None) else inner.save(descriptor, loaded, payload, now)
+        return lines + self._legacy_deletions(loaded)
+
+    def _skip_inner(self, loaded: Loaded[Any], deleting: bool) -> bool:
+        """A deletion with nothing of ours to delete: only a legacy cookie of another name was there."""
+        return (
+            isinstance(loaded, LegacyLoaded) and deleting and not loaded.inner_present
+            and self.name not in self._by_name
+        )
+
+    def _legacy_deletions(self, loaded: Loaded[Any]) -> list[str]:
+        """The ``Set-Cookie`` lines deleting the legacy cookies of other names the request carried."""
         if not isinstance(loaded, LegacyLoaded):
-            return self.inner.save(descriptor, loaded, payload, now)
-        if payload is None and not loaded.inner_present and self.name not in self._by_name:
-            lines = []  # nothing of ours to delete: only the legacy cookie was there
-        else:
-            lines = self.inner.save(descriptor, loaded, payload, now)
-        lines.extend(self._by_name[name].delete_line() for name in loaded.legacy)
-        return lines
+            return []
+        return [self._by_name[name].delete_line() for name in loaded.legacy]
 
     def __repr__(self) -> str:
         return f"LegacyHandler({self.inner!r}, {', '.join(map(repr, self.sources))})"
+
+
+class LegacyPlanHandler(LegacyHandler):
+    """:class:`LegacyHandler` around a store-backed handler (``server_stored``): the same rules, as plans.
+
+    A valid legacy cookie loads as a new state, so the first response creates
+    a server-side session (and its cookie) holding it.
+    """
+
+    __slots__ = ()
+
+    @property
+    def store(self) -> Any:
+        """The wrapped handler's store."""
+        return getattr(self.inner, "store")  # noqa: B009 - the attribute of the PlanHandler protocol
+
+    def load_plan(self, descriptor: State[T], cookies: RequestCookies, now: float) -> Generator[Any, Any, Loaded[T]]:
+        """The wrapped handler's load plan, then the legacy fallback. Never raises."""
+        inner = self.inner
+        assert isinstance(inner, PlanHandler)
+        loaded = yield from inner.load_plan(descriptor, cookies, now)
+        return self._resolve(loaded, descriptor, cookies, now)
+
+    def save_plan(
+        self, descriptor: State[T], loaded: Loaded[T], change: Change, now: float
+    ) -> Generator[Any, Any, list[str]]:
+        """The wrapped handler's save plan, plus deletions of the legacy cookies present."""
+        inner = self.inner
+        assert isinstance(inner, PlanHandler)
+        lines: list[str] = []
+        if not self._skip_inner(loaded, change.kind is ChangeKind.DELETE):
+            lines = yield from inner.save_plan(descriptor, loaded, change, now)
+        return lines + self._legacy_deletions(loaded)
 
 
 def _fields(loaded: Loaded[Any]) -> dict[str, Any]:
     return {name: getattr(loaded, name) for name in loaded.__struct_fields__}
 
 
-def accept_legacy(handler: Handler, *legacy: LegacyCookie) -> LegacyHandler:
+def accept_legacy(handler: Handler | PlanHandler, *legacy: LegacyCookie) -> LegacyHandler:
     """Wrap ``handler`` so that it also accepts the ``legacy`` session cookies (see the module docstring).
 
     Args:
-        handler: the clientstate handler, e.g. :func:`~clientstate.client_stored`.
+        handler: the clientstate handler, :func:`~clientstate.client_stored` or
+            :func:`~clientstate.server_stored` (a valid legacy cookie then becomes
+            a new server-side session).
         legacy: one or more formats built with :func:`~clientstate.legacy.flask_cookie`,
             :func:`~clientstate.legacy.starlette_cookie` or
             :func:`~clientstate.legacy.django_cookie`, tried in order.
@@ -185,7 +235,8 @@ def accept_legacy(handler: Handler, *legacy: LegacyCookie) -> LegacyHandler:
             Domain (the browser would then keep both cookies, and every
             request would carry two values for one name).
     """
-    check_type(handler, Handler, "the handler", "build one with client_stored(...)")
+    if not isinstance(handler, PlanHandler):
+        check_type(handler, Handler, "the handler", "build one with client_stored(...) or server_stored(...)")
     if not legacy:
         raise ConfigurationError("accept_legacy() needs at least one legacy cookie format (flask_cookie(...), ...)")
     seen: set[str] = set()
@@ -209,4 +260,6 @@ def accept_legacy(handler: Handler, *legacy: LegacyCookie) -> LegacyHandler:
             raise ConfigurationError(
                 f"the legacy cookie name {source.name!r} is one of the handler's own (chunk) cookies"
             )
+    if isinstance(handler, PlanHandler):
+        return LegacyPlanHandler(handler, legacy)
     return LegacyHandler(handler, legacy)

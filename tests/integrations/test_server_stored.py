@@ -137,3 +137,34 @@ def test_flask_session_in_a_store() -> None:
     (deletion,) = client.post("/clear").headers.getlist("Set-Cookie")
     assert "Max-Age=0" in deletion
     assert client.get("/").get_json() == {}
+
+
+def test_a_signed_cookies_session_migrates_into_a_server_stored_session(server_client: Any) -> None:
+    """Django's signed_cookies engine → clientstate's engine on a store: the user stays logged in."""
+    from django.contrib.auth.models import User
+    from django.test import override_settings
+
+    import tests.integrations.django_project as project
+    from clientstate.integrations.django import legacy_signed_cookies
+    from clientstate.legacy import accept_legacy
+    from tests.integrations.test_legacy import NOW, mint_django
+
+    user = User.objects.get(username="ada")
+    legacy = mint_django(
+        {"_auth_user_id": str(user.pk), "_auth_user_backend": "django.contrib.auth.backends.ModelBackend",
+         "_auth_user_hash": user.get_session_auth_hash()},
+        at=NOW,
+    )
+    project.MIGRATING_TO_STORE = accept_legacy(SERVER_HANDLER, legacy_signed_cookies())  # type: ignore[attr-defined]
+    with override_settings(CLIENTSTATE_SESSION_HANDLER="tests.integrations.django_project.MIGRATING_TO_STORE"):
+        client = server_client
+        client.cookies["sessionid"] = legacy
+        first = client.get("/session")
+        assert first.json()["user"] == "ada"
+        line = session_cookie(first)
+        assert line is not None
+        assert line.startswith("sessionid=Aw")  # replaced in place by a session id
+        assert len(STORE) == 1  # the session now lives in the store
+        again = client.get("/session")
+        assert again.json()["user"] == "ada"
+        assert session_cookie(again) is None
