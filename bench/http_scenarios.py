@@ -1,29 +1,50 @@
 """In-process request scenarios (ASGI and WSGI) and the Set-Cookie request mix.
 
-ASGI apps are driven without an event loop: the app's coroutine is started
-with ``send(None)`` and must finish with ``StopIteration`` (nothing here
-suspends). WSGI apps are called as ``app(environ, start_response)`` and their
-body iterated and closed, as a server would.
+Responses are serialised as a server does, so the cost of every header a
+middleware adds is counted:
 
-Every implementation serves the same four routes, each of which reads the
-session and answers a short text body:
+* ASGI apps run inside uvicorn's own httptools request cycle
+  (``uvicorn.protocols.http.httptools_impl.RequestResponseCycle.run_asgi``)
+  over an in-memory transport: uvicorn checks every header name and value,
+  lower-cases it and writes the status line, its ``date``/``server`` headers,
+  the app's headers and the body into bytes. The coroutine is driven without
+  an event loop (started with ``send(None)``, it must finish with
+  ``StopIteration``: nothing here suspends). Access logging is off, as in the
+  real-HTTP bench.
+* WSGI apps are called as ``app(environ, start_response)``, their body
+  iterated and closed, and the status and headers checked and rendered into
+  HTTP/1.1 bytes the way a WSGI server does (:func:`serialise_wsgi`).
+
+Every implementation serves the same routes, each of which reads the session
+and answers a short text body:
 
 * ``/read``: the user id (or ``anonymous``), state unchanged;
 * ``/change``: one more of the first cart line (a new value every time);
 * ``/logout``: clears the state (deletes the cookie);
 * anything else in the bare baselines, which use no session at all.
+
+Besides these bare function apps, the real framework apps of
+:mod:`bench.apps` are driven the same way (Starlette bare / with
+``SessionMiddleware`` / with clientstate; Flask with clientstate).
 """
 
 from __future__ import annotations
 
+import asyncio
+import email.utils
 import io
+import itertools
+import logging
 import random
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
+from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
+
+from bench import apps
 from bench.workload import (
     COOKIE_NAME,
     OTHER_COOKIES,
@@ -33,6 +54,7 @@ from bench.workload import (
     VALUE_DICT,
     bump_cart,
     bump_cart_dict,
+    foreign_tokens,
     handler,
     tamper,
 )
@@ -82,12 +104,69 @@ def drive(awaitable: Awaitable[None]) -> None:
     raise RuntimeError("the ASGI app suspended; the direct driver needs it to finish at once")
 
 
-async def _receive() -> Message:
-    return {"type": "http.request", "body": b"", "more_body": False}
+class Wire:
+    """The in-memory transport uvicorn's request cycle writes the response to."""
+
+    __slots__ = ("chunks", "keep")
+
+    def __init__(self, keep: bool = False) -> None:
+        self.keep = keep
+        self.chunks: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        """What the server would hand the socket (kept only when checking)."""
+        if self.keep:
+            self.chunks.append(data)
+
+    def is_closing(self) -> bool:
+        """Never: the connection is kept alive."""
+        return False
+
+    def close(self) -> None:
+        """Not called on a kept-alive connection."""
+        raise AssertionError("the server closed the connection")
 
 
-async def _discard(message: Message) -> None:
+class _Flow:
+    """uvicorn's flow control as it stands when the socket is writable."""
+
+    write_paused = False
+
+    def resume_reading(self) -> None:
+        """Nothing to resume."""
+
+
+_FLOW: Final = _Flow()
+_QUIET: Final = logging.getLogger("bench.uvicorn")
+# uvicorn's default headers (refreshed once a second by the server): date, then server.
+_DEFAULT_HEADERS: Final = [
+    (b"date", email.utils.formatdate(usegmt=True).encode("latin-1")),
+    (b"server", b"uvicorn"),
+]
+
+
+def _nothing() -> None:
     return None
+
+
+def _cycle(scope: Scope, wire: Wire) -> RequestResponseCycle:
+    """The request cycle uvicorn's httptools protocol builds once a request's headers are parsed."""
+    cycle = RequestResponseCycle(
+        scope=dict(scope),  # type: ignore[arg-type]
+        transport=wire,  # type: ignore[arg-type]
+        flow=_FLOW,  # type: ignore[arg-type]
+        logger=_QUIET,
+        access_logger=_QUIET,
+        access_log=False,
+        default_headers=_DEFAULT_HEADERS,
+        message_event=asyncio.Event(),
+        expect_100_continue=False,
+        keep_alive=True,
+        on_response=_nothing,
+    )
+    cycle.more_body = False  # a GET: the (empty) body is complete
+    cycle.message_event.set()
+    return cycle
 
 
 def asgi_scope(path: str, cookie: str | None) -> Scope:
@@ -112,23 +191,27 @@ def asgi_scope(path: str, cookie: str | None) -> Scope:
     }
 
 
+_DROP: Final = Wire()
+
+
 def asgi_request(app: ASGIApp, scope: Scope) -> None:
-    """One request, the response discarded (what is timed)."""
-    drive(app(dict(scope), _receive, _discard))
+    """One request served by uvicorn's request cycle, the bytes written discarded (what is timed)."""
+    drive(_cycle(scope, _DROP).run_asgi(app))  # type: ignore[arg-type]
+
+
+def parse_response(data: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+    """``(status, headers, body)`` of one serialised HTTP/1.1 response (Content-Length framed)."""
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = [(k, v.strip()) for k, _, v in (line.partition(":") for line in lines)]
+    return int(status_line.split()[1]), headers, body
 
 
 def asgi_exchange(app: ASGIApp, scope: Scope) -> tuple[int, list[tuple[str, str]], bytes]:
-    """One request; returns ``(status, headers as str pairs, body)``."""
-    sent: list[Message] = []
-
-    async def collect(message: Message) -> None:
-        sent.append(message)
-
-    drive(app(dict(scope), _receive, collect))
-    start = sent[0]
-    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in start.get("headers", [])]
-    body = b"".join(m.get("body", b"") for m in sent[1:])
-    return start["status"], headers, body
+    """One request; returns ``(status, headers, body)`` parsed back from the bytes uvicorn wrote."""
+    wire = Wire(keep=True)
+    drive(_cycle(scope, wire).run_asgi(app))  # type: ignore[arg-type]
+    return parse_response(b"".join(wire.chunks))
 
 
 async def _respond(send: Send, body: bytes) -> None:
@@ -204,8 +287,14 @@ async def starlette_inner(scope: Scope, receive: Receive, send: Send) -> None:
 # ----------------------------------------------------------------------------- WSGI plumbing
 
 
+_HOP_BY_HOP: Final = frozenset((
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
+    "transfer-encoding", "upgrade",
+))
+
+
 class _Responder:
-    """A ``start_response`` that keeps the last status and headers."""
+    """A server's ``start_response``: checks the status and headers as PEP 3333 asks, and keeps them."""
 
     __slots__ = ("headers", "status")
 
@@ -216,12 +305,45 @@ class _Responder:
     def __call__(
         self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
     ) -> Callable[[bytes], object]:
+        if type(status) is not str or "\r" in status or "\n" in status:
+            raise ValueError(f"bad status {status!r}")
+        for name, value in headers:
+            if type(name) is not str or type(value) is not str:
+                raise TypeError(f"header {(name, value)!r} is not a pair of str")
+            if "\r" in name or "\n" in name or "\r" in value or "\n" in value or ":" in name:
+                raise ValueError(f"bad header {(name, value)!r}")
+            if name.lower() in _HOP_BY_HOP:
+                raise ValueError(f"hop-by-hop header {name!r} from the application")
         self.status = status
         self.headers = headers
         return self.write
 
     def write(self, data: bytes) -> None:
         """The legacy ``write`` callable; unused by these apps."""
+
+
+def serialise_wsgi(status: str, headers: list[tuple[str, str]], body: bytes) -> bytes:
+    """The bytes a WSGI server writes for a kept-alive HTTP/1.1 response.
+
+    Header names are normalised to ``Title-Case``, the server adds ``Date``
+    and ``Server`` (the date rendered once a second, as servers cache it), and
+    the head is encoded as latin-1 (PEP 3333).
+    """
+    lines = [f"HTTP/1.1 {status}"]
+    lines.extend(f"{'-'.join(part.capitalize() for part in name.split('-'))}: {value}" for name, value in headers)
+    lines.append(f"Date: {_date()}")
+    lines.append("Server: bench")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+_DATE: list[Any] = [0, ""]
+
+
+def _date() -> str:
+    now = int(time.time())
+    if _DATE[0] != now:
+        _DATE[0], _DATE[1] = now, email.utils.formatdate(now, usegmt=True)
+    return str(_DATE[1])
 
 
 def wsgi_environ(path: str, cookie: str | None) -> dict[str, Any]:
@@ -251,21 +373,22 @@ def wsgi_environ(path: str, cookie: str | None) -> dict[str, Any]:
 
 
 def wsgi_request(app: WSGIApp, environ: dict[str, Any], responder: _Responder) -> bytes:
-    """One request through a WSGI app: call, iterate the body, close it."""
-    result = app(dict(environ), responder)
+    """One request through a WSGI app: call, iterate the body, close it, serialise the response."""
+    environ = dict(environ)
+    environ["wsgi.input"] = io.BytesIO(b"")
+    result = app(environ, responder)
     try:
-        return b"".join(result)
+        body = b"".join(result)
     finally:
         close = getattr(result, "close", None)
         if close is not None:
             close()
+    return serialise_wsgi(responder.status, responder.headers, body)
 
 
 def wsgi_exchange(app: WSGIApp, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
-    """One request; returns ``(status, headers, body)``."""
-    responder = _Responder()
-    body = wsgi_request(app, environ, responder)
-    return int(responder.status.split()[0]), list(responder.headers), body
+    """One request; returns ``(status, headers, body)`` parsed back from the serialised response."""
+    return parse_response(wsgi_request(app, environ, _Responder()))
 
 
 def bare_wsgi(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -294,37 +417,8 @@ def clientstate_wsgi_inner(environ: dict[str, Any], start_response: StartRespons
 
 
 def flask_app(*, sessions: bool) -> Any:
-    """A Flask app with the same routes.
-
-    ``sessions=False`` is Flask's baseline: no secret key, so Flask uses its
-    null session and does no cookie work.
-    """
-    from flask import Flask, session
-
-    app = Flask(f"bench_flask_{'sessions' if sessions else 'bare'}")
-    if not sessions:
-        for route in ("/read", "/change", "/logout"):
-            app.add_url_rule(route, route, lambda: "ok")
-        return app
-    app.secret_key = PEER_SECRET
-
-    def read() -> str:
-        return "anonymous" if "user_id" not in session else str(session["user_id"])
-
-    def change() -> str:
-        if "user_id" not in session:
-            return "anonymous"
-        bump_cart_dict(session)
-        return "changed"
-
-    def logout() -> str:
-        session.clear()
-        return "bye"
-
-    app.add_url_rule("/read", "read", read)
-    app.add_url_rule("/change", "change", change)
-    app.add_url_rule("/logout", "logout", logout)
-    return app
+    """The Flask app with sessions on (Flask's own session) or off (its baseline); see :mod:`bench.apps`."""
+    return apps.flask_app("session" if sessions else "bare")
 
 
 # ----------------------------------------------------------------------------- cases
@@ -431,13 +525,27 @@ def _asgi_case(
     key: str, label: str, app: ASGIApp, scope: Scope, role: str, expect: bool,
     extra: Callable[[list[tuple[str, str]], bytes], None] | None = None,
     baseline: str | None = "asgi.bare",
+    more_scopes: list[Scope] | None = None,
 ) -> RequestCase:
-    return RequestCase(
-        key, label, "asgi", baseline, role,
-        lambda: asgi_request(app, scope),
-        lambda: asgi_exchange(app, scope),
-        expect, extra,
-    )
+    """An ASGI case; with ``more_scopes`` the timed call takes ``scope`` and those in turn."""
+    call: Callable[[], object]
+    if more_scopes:
+        following = itertools.cycle([scope, *more_scopes]).__next__
+
+        def call() -> None:
+            asgi_request(app, following())
+
+    else:
+
+        def call() -> None:
+            asgi_request(app, scope)
+
+    def exchange() -> tuple[int, list[tuple[str, str]], bytes]:
+        results = [asgi_exchange(app, one) for one in (scope, *(more_scopes or ()))]
+        assert all(r[0] == results[0][0] and r[2] == results[0][2] for r in results), key
+        return results[0]
+
+    return RequestCase(key, label, "asgi", baseline, role, call, exchange, expect, extra)
 
 
 def _wsgi_case(
@@ -490,6 +598,13 @@ def build_request_cases(encrypted_extra: bool = True) -> tuple[list[RequestCase]
                 f"ASGI clientstate{suffix}, {what}", app, asgi_scope(path, cookie), role, expect,
                 checks[role],
             ))
+        if encrypted:
+            others = [asgi_scope("/read", token) for token in foreign_tokens(7)]
+            cases.append(_asgi_case(
+                "asgi.clientstate.encrypted.read_mix",
+                "ASGI clientstate encrypted, read-only, tokens of 8 processes in turn (7 others)",
+                app, asgi_scope("/read", value), "read", False, checks["read"], more_scopes=others,
+            ))
     try:
         from starlette.middleware.sessions import SessionMiddleware
 
@@ -502,6 +617,10 @@ def build_request_cases(encrypted_extra: bool = True) -> tuple[list[RequestCase]
             ))
     except ImportError as exc:
         skipped.append(f"starlette (ASGI requests): skipped, not installed ({exc})")
+    try:
+        cases.extend(_starlette_app_cases(token))
+    except ImportError as exc:
+        skipped.append(f"starlette (Starlette app requests): skipped, not installed ({exc})")
 
     cases.append(_wsgi_case(
         "wsgi.bare", "WSGI bare function app (baseline)", bare_wsgi,
@@ -531,9 +650,54 @@ def build_request_cases(encrypted_extra: bool = True) -> tuple[list[RequestCase]
                 f"wsgi.flask.{role}", f"WSGI Flask session, {what}", flask_sessions,
                 wsgi_environ(path, cookie), role, expect, baseline="wsgi.flask.baseline",
             ))
+        flask_cs = apps.flask_app("clientstate")
+        for role, path, what, expect in _ROLES[:3]:
+            cs_cookie = None if role == "no_cookie" else token
+            cases.append(_wsgi_case(
+                f"flask_app.clientstate.{role}", f"WSGI Flask app + clientstate (sessions off), {what}",
+                flask_cs, wsgi_environ(path, cs_cookie), role, expect, checks[role],
+                baseline="wsgi.flask.baseline",
+            ))
     except ImportError as exc:
         skipped.append(f"flask (WSGI requests): skipped, not installed ({exc})")
     return cases, skipped
+
+
+def _starlette_app_cases(token: str) -> list[RequestCase]:
+    """The real Starlette app (:func:`bench.apps.starlette_app`): bare, with SessionMiddleware, with clientstate."""
+    bare = apps.starlette_app("bare")
+    peer = apps.starlette_app("session")
+    mine = apps.starlette_app("clientstate")
+    peer_cookie = _starlette_cookie(_session_middleware_of(peer))
+    checks = _clientstate_checks(False)
+    base = "starlette_app.bare"
+    cases = [_asgi_case(
+        base, "Starlette app, bare (its baseline)", bare, asgi_scope("/read", token), "baseline",
+        False, baseline=None,
+    )]
+    for role, path, what, expect in _ROLES[1:3]:
+        cases.append(_asgi_case(
+            f"starlette_app.session.{role}", f"Starlette app + SessionMiddleware, {what}", peer,
+            asgi_scope(path, peer_cookie), role, expect, baseline=base,
+        ))
+    for role, path, what, expect in _ROLES[:3]:
+        cookie = None if role == "no_cookie" else token
+        cases.append(_asgi_case(
+            f"starlette_app.clientstate.{role}", f"Starlette app + clientstate, {what}", mine,
+            asgi_scope(path, cookie), role, expect, checks[role], baseline=base,
+        ))
+    return cases
+
+
+def _session_middleware_of(app: Any) -> Any:
+    """The SessionMiddleware instance inside a built Starlette app (its signer makes the peer's cookie)."""
+    from starlette.middleware.sessions import SessionMiddleware
+
+    asgi_request(app, asgi_scope("/read", None))  # builds the middleware stack
+    layer = app.middleware_stack
+    while not isinstance(layer, SessionMiddleware):
+        layer = layer.app
+    return layer
 
 
 # ----------------------------------------------------------------------------- the request mix

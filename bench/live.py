@@ -48,7 +48,7 @@ async def _app(scope: Any, receive: Any, send: Any) -> None:
     slot = get_live(scope, COUNTER)
     await receive()
     await send({"type": "websocket.accept"})
-    while (message := await receive())["type"] != "websocket.disconnect":
+    while (await receive())["type"] != "websocket.disconnect":
         slot.state = Counter((slot.state or Counter()).count + 1)
 
 
@@ -188,8 +188,9 @@ def main() -> int:
         return 0
     print(f"### Live sessions ({report['sessions']:,} sessions)\n")
     print("| measure | value |\n|---|--:|")
-    print(f"| memory per live session (allocated by clientstate and msgspec) | {report['bytes_per_live_session']:,} B |")
-    print(f"| memory per live connection, in-process transport included | {report['bytes_per_live_connection_all']:,} B |")
+    live, with_transport = report["bytes_per_live_session"], report["bytes_per_live_connection_all"]
+    print(f"| memory per live session (allocated by clientstate and msgspec) | {live:,} B |")
+    print(f"| memory per live connection, in-process transport included | {with_transport:,} B |")
     print(f"| memory per detached session | {report['bytes_per_detached_session']:,} B |")
     print(f"| evictions per second at the limit | {report['evictions_per_second']:,} |")
     for name, seconds in report["shutdown_seconds"].items():

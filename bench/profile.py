@@ -52,7 +52,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from bench.codecs import build_codecs
+from bench.codecs import FLOOR_A, FLOOR_B, build_codecs
 from bench.http_scenarios import (
     _Responder,
     asgi_request,
@@ -284,12 +284,17 @@ def time_steps(path: HotPath, rounds: int) -> list[str]:
 
 # ----------------------------------------------------------------------------- instructions
 
-#: (label, codec name in bench.codecs) for the codec subjects, and what each is compared with.
+#: (label, codec name in bench.codecs) for the codec subjects, and what each is compared with:
+#: "floor (a)" / "floor (b)" is the candidate of that floor with the fewest instructions.
 _CODEC_SUBJECTS = (
     ("clientstate authenticated", "clientstate authenticated", "floor (a)"),
     ("clientstate encrypted", "clientstate encrypted", "floor (b)"),
-    ("floor (a)", "FLOOR (a) msgpack + HMAC-SHA256 + base64url", None),
-    ("floor (b)", "FLOOR (b) msgpack + AES-256-GCM + base64url", None),
+    ("floor (a) cryptography HMAC", f"{FLOOR_A} [cryptography HMAC keyed once, .copy()]", None),
+    ("floor (a) hashlib ipad/opad", f"{FLOOR_A} [hashlib ipad/opad states, .copy()]", None),
+    ("floor (a) stdlib hmac", f"{FLOOR_A} [stdlib hmac keyed once, .copy()]", None),
+    ("floor (b) os.urandom nonce", f"{FLOOR_B} [os.urandom(12) nonce]", None),
+    ("floor (b) pooled nonce", f"{FLOOR_B} [pooled os.urandom nonce]", None),
+    ("old floor (a)", "ref: OLD floor (a), hmac.new per call + base64 module", "floor (a)"),
     ("sketch authenticated", "sketch: clientstate v1 authenticated token, lean code", "floor (a)"),
     ("sketch encrypted", "sketch: clientstate v1 encrypted token, lean code", "floor (b)"),
 )
@@ -309,23 +314,36 @@ _REQUEST_SUBJECTS = (
     ("wsgi.flask.baseline", None, None),
     ("wsgi.flask.read", "wsgi.flask.baseline", None),
     ("wsgi.flask.change", "wsgi.flask.baseline", None),
+    ("flask_app.clientstate.read", "wsgi.flask.baseline", "wsgi.flask.read"),
+    ("flask_app.clientstate.change", "wsgi.flask.baseline", "wsgi.flask.change"),
+    ("starlette_app.bare", None, None),
+    ("starlette_app.clientstate.read", "starlette_app.bare", "starlette_app.session.read"),
+    ("starlette_app.clientstate.change", "starlette_app.bare", "starlette_app.session.change"),
+    ("starlette_app.session.read", "starlette_app.bare", None),
+    ("starlette_app.session.change", "starlette_app.bare", None),
 )
 _COLLECTED = re.compile(r"Collected : (\d+)")
 
 
-def instruction_subjects() -> dict[str, Callable[[], object]]:
-    """Every subject the ``--instructions`` mode counts, by name (skipped peers are left out)."""
+def instruction_subjects(only: str | None = None) -> dict[str, Callable[[], object]]:
+    """Every subject the ``--instructions`` mode counts, by name (skipped peers are left out).
+
+    ``only="codec"`` or ``"request"`` builds just that group (a child under
+    valgrind builds only what it counts: set-up runs some fifty times slower there).
+    """
     out: dict[str, Callable[[], object]] = {"empty call": _nothing}
-    codecs = {c.name: c for c in build_codecs()[0]}
-    for label, name, _ref in _CODEC_SUBJECTS:
-        codec = codecs[name]
-        value = codec.save()
-        out[f"save: {label}"] = codec.save
-        out[f"load: {label}"] = _bound(codec.load, value)
-    wanted = {key for key, _base, _peer in _REQUEST_SUBJECTS}
-    for case in build_request_cases(encrypted_extra=False)[0]:
-        if case.key in wanted:
-            out[f"request: {case.key}"] = case.call
+    if only in (None, "codec"):
+        codecs = {c.name: c for c in build_codecs()[0]}
+        for label, name, _ref in _CODEC_SUBJECTS:
+            codec = codecs[name]
+            value = codec.save()
+            out[f"save: {label}"] = codec.save
+            out[f"load: {label}"] = _bound(codec.load, value)
+    if only in (None, "request"):
+        wanted = {key for key, _base, _peer in _REQUEST_SUBJECTS}
+        for case in build_request_cases(encrypted_extra=False)[0]:
+            if case.key in wanted:
+                out[f"request: {case.key}"] = case.call
     return out
 
 
@@ -343,7 +361,8 @@ def child(name: str, n: int) -> None:
     The parent runs this under callgrind with collection toggled on only inside
     ``deque_extend``, so set-up and interpreter start-up are not counted.
     """
-    call = instruction_subjects()[name]
+    group = "request" if name.startswith("request: ") else "codec" if ":" in name else "none"
+    call = instruction_subjects(group)[name]
     for _ in range(200):
         call()
     collections.deque((call() for _ in range(n)), maxlen=0)
@@ -393,14 +412,20 @@ def instruction_report(n: int) -> list[str]:
     def ir(name: str) -> float:
         return counts[name] - empty
 
+    def floor_ir(op: str, ref: str) -> tuple[float, str]:
+        """The fewest instructions among the candidates of floor ``ref``, and which."""
+        return min((ir(f"{op}: {label}"), label) for label, _n, r in _CODEC_SUBJECTS
+                   if r is None and label.startswith(ref))
+
     for label, _name, ref in _CODEC_SUBJECTS:
         save, load = ir(f"save: {label}"), ir(f"load: {label}")
         if ref is None:
             lines.append(f"| {label} | {save:,.0f} | {load:,.0f} | — | — | — |")
             continue
+        (fs, fs_label), (fl, fl_label) = floor_ir("save", ref), floor_ir("load", ref)
         lines.append(
-            f"| {label} | {save:,.0f} | {load:,.0f} | {save / ir(f'save: {ref}'):.2f} "
-            f"| {load / ir(f'load: {ref}'):.2f} | {ref} |"
+            f"| {label} | {save:,.0f} | {load:,.0f} | {save / fs:.2f} "
+            f"| {load / fl:.2f} | {ref}: save {fs_label}, load {fl_label} |"
         )
     lines += [
         "",

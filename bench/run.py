@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import json
 import os
 import platform
@@ -48,10 +49,8 @@ __all__ = ["main"]
 
 PACKAGES = (
     "clientstate", "msgspec", "cryptography", "itsdangerous", "starlette", "flask", "werkzeug",
-    "django", "litestar", "pyramid", "webob",
+    "django", "litestar", "pyramid", "webob", "uvicorn", "httptools", "h11", "waitress",
 )
-FLOOR_A = "FLOOR (a) msgpack + HMAC-SHA256 + base64url"
-FLOOR_B = "FLOOR (b) msgpack + AES-256-GCM + base64url"
 
 
 # ----------------------------------------------------------------------------- machine
@@ -113,12 +112,30 @@ def _git_state() -> str:
 
 @dataclass
 class CodecRow:
-    """Timings of one codec."""
+    """Timings of one codec (``save`` is ``None`` for load-only rows)."""
 
     codec: Codec
     size: int
-    save: Stats
+    save: Stats | None
     load: Stats
+
+
+@dataclass
+class Floor:
+    """One operation of one floor: the fastest candidate of the run.
+
+    Attributes:
+        row: the candidate chosen.
+        stats: its timings for this operation.
+    """
+
+    row: CodecRow
+    stats: Stats
+
+    @property
+    def median(self) -> float:
+        """The floor's median seconds per operation."""
+        return self.stats.median
 
 
 @dataclass
@@ -184,8 +201,17 @@ class Report:
         self.skipped = skipped
         self.by_codec = {row.codec.name: row for row in codecs}
         self.by_request = {row.case.key: row for row in requests}
-        self.floor_a = self.by_codec.get(FLOOR_A)
-        self.floor_b = self.by_codec.get(FLOOR_B)
+        self.floors: dict[tuple[str, str], Floor] = {}
+        for group in ("a", "b"):
+            for op in ("save", "load"):
+                timed = [(getattr(r, op), r) for r in codecs if r.codec.floor == group]
+                if timed:
+                    stats, row = min(timed, key=lambda pair: pair[0].median)
+                    self.floors[group, op] = Floor(row, stats)
+
+    def floor(self, group: str, op: str) -> Floor | None:
+        """Floor ``group`` (``"a"`` or ``"b"``) for ``op`` (``"save"`` or ``"load"``), if measured."""
+        return self.floors.get((group, op))
 
     # -- overheads
 
@@ -226,7 +252,6 @@ class Report:
 
     def codec_table(self) -> list[str]:
         """The save/load table."""
-        fa, fb = self.floor_a, self.floor_b
         lines = [
             "### Codec: save (state → cookie value) and load (cookie value → state)",
             "",
@@ -234,31 +259,50 @@ class Report:
             "| save ×(a) | load ×(a) | save ×(b) | load ×(b) | spread % |",
             "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
         ]
+
+        def versus(x: float | None, group: str, op: str) -> str:
+            floor = self.floor(group, op)
+            return "—" if x is None or floor is None else _ratio(x, floor.median)
+
         for row in self.codecs:
-            s, ld = row.save.median, row.load.median
-            spread = max(row.save.spread, row.load.spread) * 100
+            s = row.save.median if row.save is not None else None
+            ld = row.load.median
+            spread = max(row.load.spread, row.save.spread if row.save is not None else 0.0) * 100
+            name = row.codec.name
+            chosen = [op for (_g, op), f in self.floors.items() if f.row is row]
+            if chosen:
+                name = f"**{name}** (floor for {' and '.join(chosen)})"
             lines.append(
-                f"| {row.codec.name} | {row.size} | {_us(s)} | {_us(ld)} | {_ops(s)} | {_ops(ld)} "
-                f"| {_ratio(s, fa.save.median) if fa else '—'} "
-                f"| {_ratio(ld, fa.load.median) if fa else '—'} "
-                f"| {_ratio(s, fb.save.median) if fb else '—'} "
-                f"| {_ratio(ld, fb.load.median) if fb else '—'} | {spread:.0f} |"
+                f"| {name} | {row.size} | {_us(s) if s is not None else '—'} | {_us(ld)} "
+                f"| {_ops(s) if s is not None else '—'} | {_ops(ld)} "
+                f"| {versus(s, 'a', 'save')} | {versus(ld, 'a', 'load')} "
+                f"| {versus(s, 'b', 'save')} | {versus(ld, 'b', 'load')} | {spread:.0f} |"
             )
         lines += [
             "",
-            "×(a), ×(b): median time ÷ the median time of floor (a) or (b) in this run. "
-            "value B: length of the cookie value (reference rows: bytes of output).",
+            "×(a), ×(b): median time ÷ floor (a) or (b) in this run. Each floor is the fastest of "
+            "its candidates in this run, per operation (the bold rows). value B: length of the "
+            "cookie value (reference rows: bytes of output). Load-only rows time `load` on the "
+            "listed tokens in turn.",
             "",
         ]
+        for group in ("a", "b"):
+            save, load = self.floor(group, "save"), self.floor(group, "load")
+            if save is not None and load is not None:
+                lines.append(
+                    f"- floor ({group}) this run: save {_us(save.median)} µs "
+                    f"({_candidate(save.row.codec.name)}), load {_us(load.median)} µs "
+                    f"({_candidate(load.row.codec.name)})"
+                )
+        lines.append("")
         lines += [f"- **{row.codec.name}**: {row.codec.note}" for row in self.codecs if row.codec.note]
         return lines
 
     def request_table(self) -> list[str]:
         """The in-process request table."""
-        fa = self.floor_a
+        fa_save, fa_load = self.floor("a", "save"), self.floor("a", "load")
         lines = [
-            "### In-process requests (ASGI driven without an event loop; WSGI app(environ, "
-            "start_response))",
+            "### In-process requests (responses serialised as the servers do; see bench/README.md)",
             "",
             "| scenario | µs/request | req/s | overhead µs | overhead ÷ floor (a) | spread % |",
             "|---|--:|--:|--:|--:|--:|",
@@ -270,10 +314,10 @@ class Report:
             else:
                 o = self.overhead(row.case.key)
                 over = _us(o)
-                if fa is None or row.case.role == "ref":
+                if fa_save is None or fa_load is None or row.case.role in ("ref", "baseline"):
                     ratio = "—"
                 else:
-                    ref = fa.load.median + (fa.save.median if row.case.role == "change" else 0.0)
+                    ref = fa_load.median + (fa_save.median if row.case.role == "change" else 0.0)
                     ratio = f"{o / ref:.2f}"
             lines.append(
                 f"| {row.case.label} | {_us(t)} | {_ops(t)} | {over} | {ratio} "
@@ -281,10 +325,10 @@ class Report:
             )
         lines += [
             "",
-            "overhead = median time − median time of the scenario's baseline (the bare ASGI or "
-            "WSGI app for clientstate and Starlette; Flask with sessions off for Flask). "
-            "overhead ÷ floor (a): over floor (a)'s load (read, no cookie, tampered) or "
-            "load + save (changing).",
+            "overhead = median time − median time of the scenario's baseline (named in "
+            "brackets: the bare ASGI or WSGI function app, the bare Starlette app, or the Flask app "
+            "with sessions off). overhead ÷ floor (a): over floor (a)'s load (read, no cookie, "
+            "tampered) or load + save (changing).",
         ]
         return lines
 
@@ -318,17 +362,20 @@ class Report:
         out: list[Target] = []
         cs_a = self.by_codec.get("clientstate authenticated")
         cs_e = self.by_codec.get("clientstate encrypted")
-        for label, row, floor, name, limit in (
-            ("codec save, authenticated", cs_a, self.floor_a, "(a)", 1.0),
-            ("codec load, authenticated", cs_a, self.floor_a, "(a)", 1.0),
-            ("codec save, encrypted", cs_e, self.floor_b, "(b)", 1.2),
-            ("codec load, encrypted", cs_e, self.floor_b, "(b)", 1.2),
+        for label, row, group, limit in (
+            ("codec save, authenticated", cs_a, "a", 1.0),
+            ("codec load, authenticated", cs_a, "a", 1.0),
+            ("codec save, encrypted", cs_e, "b", 1.2),
+            ("codec load, encrypted", cs_e, "b", 1.2),
         ):
+            op = "save" if "save" in label else "load"
+            floor = self.floor(group, op)
             if row is None or floor is None:
                 continue
-            op = "save" if "save" in label else "load"
-            subject: Stats = getattr(row, op)
-            ref: Stats = getattr(floor, op)
+            name = f"({group})"
+            subject: Stats | None = getattr(row, op)
+            assert subject is not None
+            ref = floor.stats
             value = subject.median / ref.median
             per_round = [a / b for a, b in zip(subject.per_round, ref.per_round, strict=True)]
             out.append(Target(
@@ -340,9 +387,17 @@ class Report:
              "asgi.starlette.read", 0.4),
             ("ASGI changing overhead vs Starlette modify", "asgi.clientstate.change",
              "asgi.starlette.change", 0.35),
+            ("Starlette app: read-only overhead vs SessionMiddleware", "starlette_app.clientstate.read",
+             "starlette_app.session.read", 0.4),
+            ("Starlette app: changing overhead vs SessionMiddleware",
+             "starlette_app.clientstate.change", "starlette_app.session.change", 0.35),
             ("WSGI read-only overhead vs Flask read", "wsgi.clientstate.read",
              "wsgi.flask.read", 0.07),
             ("WSGI changing overhead vs Flask modify", "wsgi.clientstate.change",
+             "wsgi.flask.change", 0.06),
+            ("Flask app: read-only overhead vs Flask session", "flask_app.clientstate.read",
+             "wsgi.flask.read", 0.07),
+            ("Flask app: changing overhead vs Flask session", "flask_app.clientstate.change",
              "wsgi.flask.change", 0.06),
         ):
             if mine not in self.by_request or peer not in self.by_request:
@@ -415,10 +470,15 @@ class Report:
             "meta": self.meta,
             "args": vars(self.args),
             "codecs": [
-                {"name": r.codec.name, "kind": r.codec.kind, "bytes": r.size,
-                 "save": r.save.per_round, "load": r.load.per_round}
+                {"name": r.codec.name, "kind": r.codec.kind, "floor": r.codec.floor, "bytes": r.size,
+                 "save": r.save.per_round if r.save is not None else None,
+                 "load": r.load.per_round}
                 for r in self.codecs
             ],
+            "floors": {
+                f"{group}.{op}": {"name": f.row.codec.name, "median": f.median}
+                for (group, op), f in self.floors.items()
+            },
             "requests": [
                 {"key": r.case.key, "label": r.case.label, "baseline": r.case.baseline,
                  "per_round": r.stats.per_round}
@@ -431,6 +491,11 @@ class Report:
 
 def _load(avg: Sequence[float]) -> str:
     return " ".join(f"{x:.2f}" for x in avg)
+
+
+def _candidate(name: str) -> str:
+    """The bracketed construction of a floor candidate's row name."""
+    return name[name.index("[") + 1 : -1] if name.endswith("]") and "[" in name else name
 
 
 # ----------------------------------------------------------------------------- main
@@ -454,8 +519,11 @@ def run(args: argparse.Namespace) -> Report:
     for codec in codecs:
         value = verify(codec)
         sizes[codec.name] = len(value)
-        cases.append(Case(f"save:{codec.name}", codec.save))
-        cases.append(Case(f"load:{codec.name}", _bind(codec.load, value)))
+        if codec.values is None:
+            cases.append(Case(f"save:{codec.name}", codec.save))
+            cases.append(Case(f"load:{codec.name}", _bind(codec.load, value)))
+        else:
+            cases.append(Case(f"load:{codec.name}", _cycle(codec.load, codec.values)))
     for case in requests:
         check_case(case)
         cases.append(Case(f"request:{case.key}", case.call))
@@ -475,7 +543,9 @@ def run(args: argparse.Namespace) -> Report:
         return found
 
     codec_rows = [
-        CodecRow(c, sizes[c.name], got(f"save:{c.name}"), got(f"load:{c.name}")) for c in codecs
+        CodecRow(c, sizes[c.name], None if c.load_only else got(f"save:{c.name}"),
+                 got(f"load:{c.name}"))
+        for c in codecs
     ]
     request_rows = [RequestRow(r, got(f"request:{r.key}")) for r in requests]
     return Report(meta, args, codec_rows, request_rows, mix, skipped)
@@ -483,6 +553,12 @@ def run(args: argparse.Namespace) -> Report:
 
 def _bind(load: Callable[[Any], object], value: object) -> Callable[[], object]:
     return lambda: load(value)
+
+
+def _cycle(load: Callable[[Any], object], values: Sequence[object]) -> Callable[[], object]:
+    """A call that loads the next of ``values`` each time, round and round."""
+    following = itertools.cycle(values).__next__
+    return lambda: load(following())
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

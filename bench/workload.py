@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import secrets
+import time
 from typing import Any, Final
 
 import msgspec
@@ -33,6 +34,8 @@ __all__ = [
     "Session",
     "bump_cart",
     "bump_cart_dict",
+    "child_env",
+    "foreign_tokens",
     "handler",
     "keyring",
     "size_info",
@@ -88,17 +91,50 @@ VALUE_DICT: Final[dict[str, Any]] = msgspec.to_builtins(VALUE)
 #: clientstate's state descriptor.
 STATE: Final = State("session", Session)
 
-#: A string secret for the peers keyed by strings.
-PEER_SECRET: Final = "bench-" + secrets.token_urlsafe(48)
-#: 32 random bytes for the floors and the AEAD peers.
-RAW_KEY: Final = os.urandom(32)
+# Secrets are drawn per run; server processes started by bench/http_real.py get the
+# parent's through these variables (see child_env), so cookies made on either side load.
+_ENV_KEYS: Final = "CLIENTSTATE_BENCH_KEYS"
+_ENV_PEER: Final = "CLIENTSTATE_BENCH_PEER_SECRET"
+_ENV_RAW: Final = "CLIENTSTATE_BENCH_RAW_KEY"
 
-keyring: Final = Keyring(generate_key(1))
+#: A string secret for the peers keyed by strings.
+PEER_SECRET: Final = os.environ.get(_ENV_PEER) or "bench-" + secrets.token_urlsafe(48)
+#: 32 random bytes for the floors and the AEAD peers.
+RAW_KEY: Final = bytes.fromhex(os.environ[_ENV_RAW]) if os.environ.get(_ENV_RAW) else os.urandom(32)
+
+keyring: Final = Keyring.from_text(os.environ[_ENV_KEYS]) if os.environ.get(_ENV_KEYS) else Keyring(generate_key(1))
+
+
+def child_env() -> dict[str, str]:
+    """Environment variables that give a child process this process's keys and secrets."""
+    return {_ENV_KEYS: keyring.to_text(), _ENV_PEER: PEER_SECRET, _ENV_RAW: RAW_KEY.hex()}
 
 
 def handler(*, encrypted: bool = False) -> ClientStored:
-    """A clientstate client-stored handler for :data:`COOKIE_NAME` (default attributes)."""
+    """A clientstate client-stored handler for :data:`COOKIE_NAME` with the library's defaults.
+
+    Defaults are what users run: ``expires_in`` 30 days (checked from issued-at),
+    ``refresh_after="auto"``, ``Path=/; Secure; HttpOnly; SameSite=Lax`` and a
+    ``Max-Age`` on every ``Set-Cookie``.
+    """
     return client_stored(keyring, name=COOKIE_NAME, encrypted=encrypted)
+
+
+def foreign_tokens(count: int, value: Any = VALUE) -> list[str]:
+    """Encrypted tokens for ``value`` as ``count`` other processes write them: one key salt each.
+
+    Every encrypting handler draws its own random key salt (as every server
+    process does), so a reader meets a salt it has not derived a subkey for the
+    first time it sees a token from another process.
+    """
+    from clientstate._core.handler import Loaded
+
+    now = time.time()
+    tokens = []
+    for _ in range(count):
+        writer = handler(encrypted=True)
+        tokens.append(writer.seal(STATE, Loaded(), STATE.encode(value), now)[0])
+    return tokens
 
 
 def bump_cart(value: Session) -> Session:

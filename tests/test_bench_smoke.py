@@ -39,9 +39,11 @@ def test_real_http_quick_runs_every_server_and_app() -> None:
     assert expected in out
     for server in ("uvicorn, 1 worker, httptools parser", "uvicorn, 1 worker, h11 parser", "waitress, 1 process"):
         assert f"### {server}" in out
-    for row in ("| clientstate | /read |", "| clientstate, encrypted | /change |", "| Starlette SessionMiddleware | /read |",
-                "| Flask session | /change |", "| clientstate vs Flask session | /read |",
-                "| clientstate vs Starlette SessionMiddleware | /change |"):
+    for row in (
+        "| clientstate | /read |", "| clientstate, encrypted | /change |", "| Starlette SessionMiddleware | /read |",
+        "| Flask session | /change |", "| clientstate vs Flask session | /read |",
+        "| clientstate vs Starlette SessionMiddleware | /change |",
+    ):
         assert row in out
 
 
