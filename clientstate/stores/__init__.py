@@ -4,13 +4,14 @@
 * :class:`SQLiteStore` — a SQLite file: the embedded default (standard library only).
 * ``RedisStore`` — Redis or Redis Cluster (``clientstate[redis]``).
 * ``PostgresStore`` — PostgreSQL through psycopg 3 (``clientstate[postgres]``).
+* ``MySQLStore`` — MariaDB or MySQL through PyMySQL (``clientstate[mysql]``).
 * ``LayeredStore`` — a cache in front of a primary store.
 * ``store_from_url`` — any of them from a URL.
 
 Every store follows the protocol of :mod:`clientstate._core.store`
 (re-exported here as :class:`Store`, with :class:`Record` and the operations);
 the optional ones are imported on first use, so ``import clientstate.stores``
-needs neither redis nor psycopg.
+needs neither redis, psycopg nor PyMySQL.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from clientstate.stores.sqlite import SQLiteStore
 
 if TYPE_CHECKING:
     from clientstate.stores.layered import LayeredStore
+    from clientstate.stores.mysql import MySQLStore
     from clientstate.stores.postgres import PostgresStore
     from clientstate.stores.redis import RedisStore
     from clientstate.stores.url import store_from_url
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LayeredStore",
     "MemoryStore",
+    "MySQLStore",
     "PostgresStore",
     "Record",
     "RedisStore",
@@ -43,6 +46,7 @@ __all__ = [
 
 _LAZY = {
     "LayeredStore": "clientstate.stores.layered",
+    "MySQLStore": "clientstate.stores.mysql",
     "PostgresStore": "clientstate.stores.postgres",
     "RedisStore": "clientstate.stores.redis",
     "store_from_url": "clientstate.stores.url",

@@ -53,7 +53,7 @@ from clientstate._core.store import (
 )
 from clientstate._core.value import Value
 
-__all__ = ["DEFAULT_TABLE", "Dialect", "SQLStore", "Statement", "Transaction", "check_table_name"]
+__all__ = ["DEFAULT_TABLE", "Dialect", "SQLStore", "Statement", "Transaction", "check_table_name", "fetched"]
 
 #: The table name unless a store is given another.
 DEFAULT_TABLE: Final = "clientstate_sessions"
@@ -74,6 +74,16 @@ class Statement(Value, frozen=True):
     fetch: Fetch = "none"
 
 
+_FETCHERS: Final = {"one": "fetchone", "all": "fetchall"}
+
+
+def fetched(cursor: Any, fetch: Fetch) -> Any:
+    """What ``fetch`` asks of a DB-API cursor that ran a statement (an awaitable for an async cursor's rows)."""
+    if fetch in _FETCHERS:
+        return getattr(cursor, _FETCHERS[fetch])()
+    return cursor.rowcount if fetch == "rowcount" else None
+
+
 class Transaction(Value, frozen=True):
     """Statements run in one transaction; the reply is the list of their results."""
 
@@ -87,8 +97,10 @@ def check_table_name(table: str) -> str:
     return table
 
 
+# "blob" is quoted: a reserved word in MariaDB/MySQL (which run with ANSI_QUOTES), a plain name elsewhere.
 _COLUMNS: Final = (
-    "sid, version, principal, created_at, absolute_deadline, idle_deadline, last_touch, schema_version, blob, moved_to"
+    "sid, version, principal, created_at, absolute_deadline, idle_deadline, last_touch, schema_version, "
+    '"blob", moved_to'
 )
 
 
@@ -151,7 +163,7 @@ class SQLStore:
         self._create = q(f"{insert} {{table}} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?){conflict}")
         self._update = q(
             "UPDATE {table} SET version = ?, principal = ?, last_touch = ?, idle_deadline = ?, schema_version = ?, "
-            "blob = ? WHERE sid = ? AND version = ? AND moved_to IS NULL AND idle_deadline > ?"
+            '"blob" = ? WHERE sid = ? AND version = ? AND moved_to IS NULL AND idle_deadline > ?'
         )
         self._version = q("SELECT version, moved_to, idle_deadline FROM {table} WHERE sid = ?")
         self._touch = q(
@@ -159,7 +171,7 @@ class SQLStore:
             f"WHERE sid = ? AND moved_to IS NULL AND idle_deadline > ?"
         )
         self._retire = q(
-            "UPDATE {table} SET version = version + 1, principal = NULL, idle_deadline = ?, blob = ?, moved_to = ? "
+            'UPDATE {table} SET version = version + 1, principal = NULL, idle_deadline = ?, "blob" = ?, moved_to = ? '
             "WHERE sid = ?"
         )
         self._delete = q("DELETE FROM {table} WHERE sid = ?")
@@ -184,8 +196,10 @@ class SQLStore:
             return (yield Statement(self._create, _row(op.record), "rowcount")) == 1
         if isinstance(op, Update):
             r = op.record
-            params: tuple[Any, ...] = (r.version, r.principal, r.last_touch, r.idle_deadline, r.schema_version, r.blob, r.sid,
-                      op.expected_version, r.last_touch)
+            params: tuple[Any, ...] = (
+                r.version, r.principal, r.last_touch, r.idle_deadline, r.schema_version, r.blob, r.sid,
+                op.expected_version, r.last_touch,
+            )
             if (yield Statement(self._update, params, "rowcount")) == 1:
                 return UpdateResult.OK
             row = yield Statement(self._version, (r.sid,), "one")
@@ -235,6 +249,11 @@ def _row(r: Record) -> tuple[Any, ...]:
 def _record(row: Sequence[Any]) -> Record:
     sid, version, principal, created, absolute, idle, touched, schema, blob, moved = row
     return Record(
-        bytes(sid), int(version), principal, int(created), int(absolute), int(idle), int(touched), int(schema),
+        bytes(sid), int(version), _text(principal), int(created), int(absolute), int(idle), int(touched), int(schema),
         bytes(blob), None if moved is None else bytes(moved),
     )
+
+
+def _text(value: Any) -> str | None:
+    """A text column's value; engines storing it as bytes (MariaDB/MySQL: exact, unpadded comparison) return UTF-8."""
+    return bytes(value).decode() if isinstance(value, bytes | bytearray | memoryview) else value
