@@ -1,11 +1,18 @@
-"""Command line: ``python -m clientstate {demo,keygen,inspect}``.
+"""Command line: ``python -m clientstate {demo,keygen,inspect,sessions}``.
 
-* ``demo`` serves the example app over real HTTP (see :mod:`clientstate.demo`).
+* ``demo`` serves the example app over real HTTP (see :mod:`clientstate.demo`),
+  its state in the cookie or, with ``--store``, in a store.
 * ``keygen`` prints a new key in the text form ``CLIENTSTATE_KEYS`` accepts,
   or, with ``--add-to``, a whole keyring with a new key added for rotation.
 * ``inspect`` verifies (or decrypts) a cookie with the configured keys and
   prints what it holds; with ``--no-verify`` it prints only what can be read
   without keys. It exits 1 with the error kind when the cookie would not load.
+* ``sessions --store URL`` administers server-stored sessions:
+  ``list PRINCIPAL`` (``--json`` for one JSON object per line), ``end
+  PRINCIPAL`` (log out everywhere) and ``sweep [--limit N]`` (delete expired
+  records). Needs no keys. Exits 0, 1 when the store does not answer, 2 on a
+  bad store URL. Everything printed from the store is escaped with
+  :func:`terminal_safe` (principals are user-chosen text).
 """
 
 from __future__ import annotations
@@ -19,13 +26,17 @@ from typing import Any, TextIO
 
 import msgspec
 
-from clientstate._core.errors import ConfigurationError, KeyFormatError, LoadError
+from clientstate._core.errors import ConfigurationError, KeyFormatError, LoadError, StoreUnavailable
 from clientstate._core.keys import ENV_VAR, MIN_SECRET_BYTES, Keyring, generate_key
 from clientstate._core.state import Migration, State
+from clientstate._core.store import SessionInfo
 from clientstate._core.token import Mode, Peeked, peek
 from clientstate._handlers.client_stored import client_stored
 
-__all__ = ["main"]
+__all__ = ["main", "terminal_safe"]
+
+#: Records one sweep batch deletes at most.
+SWEEP_BATCH = 1000
 
 _MODE_NAMES = {
     Mode.AUTHENTICATED: "authenticated (HMAC-SHA256)",
@@ -225,14 +236,74 @@ def _demo(args: argparse.Namespace) -> int:
     from clientstate.demo import run
 
     try:
-        run(args.host, args.port, args.interface, encrypted=args.encrypted)
-    except KeyFormatError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        run(args.host, args.port, args.interface, encrypted=args.encrypted, store=args.store)
+    except (KeyFormatError, ConfigurationError) as exc:
+        print(f"error: {terminal_safe(str(exc))}", file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _session_line(info: SessionInfo) -> str:
+    return (
+        f"{info.handle}  created {_utc(info.created_at)}  last active {_utc(info.last_touch)}  "
+        f"ends {_utc(min(info.idle_deadline, info.absolute_deadline))} "
+        f"(idle deadline {_utc(info.idle_deadline)}, absolute {_utc(info.absolute_deadline)})"
+    )
+
+
+def _sessions(args: argparse.Namespace, out: TextIO, now: float) -> int:
+    from clientstate._handlers.sessions import Sessions
+    from clientstate.demo import open_store, redact_url, store_url
+
+    label = redact_url(store_url(args.store))
+    try:
+        store = open_store(args.store)
+    except ConfigurationError as exc:
+        _say(out, f"error: {exc}")
+        return 2
+    try:
+        admin = Sessions(store)
+        if args.action == "list":
+            infos = admin.list(args.principal, now)
+            if args.json:
+                for info in infos:
+                    print(msgspec.json.encode(info).decode(), file=out)  # a hex handle and integers only
+                return 0
+            _say(out, f"{len(infos)} session(s) of {args.principal!r} in {label}")
+            for info in infos:
+                _say(out, _session_line(info))
+            return 0
+        if args.action == "end":
+            ended = admin.end(args.principal)
+            _say(out, f"ended {ended} session(s) of {args.principal!r} in {label}")
+            return 0
+        swept = 0
+        while swept < args.limit:
+            batch = min(SWEEP_BATCH, args.limit - swept)
+            done = admin.sweep(batch, now)
+            swept += done
+            if done < batch:
+                break
+        _say(out, f"swept {swept} expired record(s) from {label}")
+        return 0
+    except StoreUnavailable as exc:
+        _say(out, f"error: store unavailable: {exc}")
+        return 1
+    finally:
+        store.close()
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 1 <= value <= 1 << 40:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {1 << 40}, got {value}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -251,9 +322,14 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=8000,
                       help="TCP port, 0 for any free one (default %(default)s)")
     demo.add_argument("--interface", choices=("asgi", "wsgi"), default="asgi",
-                      help="asgi: uvicorn; wsgi: the standard library's wsgiref (default %(default)s)")
+                      help="asgi: uvicorn; wsgi: waitress (default %(default)s)")
     demo.add_argument("--encrypted", action="store_true",
                       help="encrypt the cookie (AES-256-GCM) instead of only authenticating it")
+    demo.add_argument("--store", metavar="STORE", default=None,
+                      help="keep the state in a store behind a signed session-id cookie: memory, sqlite "
+                      "(the file clientstate-demo.db here), redis (redis://127.0.0.1:6379/0), postgres "
+                      "(postgresql://postgres@127.0.0.1:5432/test) or a store URL such as "
+                      "sqlite:///path/to/file.db; default: the state in the cookie")
 
     keygen = commands.add_parser(
         "keygen", help=f"print a new key in the {ENV_VAR} text form",
@@ -289,11 +365,39 @@ def _parser() -> argparse.ArgumentParser:
                          help="allowed future issued-at (default %(default)s)")
     inspect.add_argument("--no-verify", action="store_true",
                          help="print only what is readable without keys (unverified)")
+
+    sessions = commands.add_parser(
+        "sessions", help="list or end a principal's server-stored sessions, or sweep a store",
+        description="Administer the sessions of a store (what server_stored(..., principal=...) keeps): "
+        "list a principal's unexpired sessions, end them all (log out everywhere), or delete expired "
+        "records. Needs no keys. Exit status: 0 done, 1 the store did not answer, 2 a bad store URL.",
+    )
+    sessions.add_argument("--store", required=True, metavar="URL",
+                          help="the store: a URL (sqlite:///file.db, redis://host:6379/0, "
+                          "postgresql://user@host/db, mysql://user@host/db) or the demo's words "
+                          "sqlite, redis, postgres")
+    actions = sessions.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="print a principal's unexpired sessions, oldest first",
+                                 description="Print a principal's unexpired sessions, oldest first: handle, "
+                                 "creation, last activity and deadlines (UTC).")
+    listing.add_argument("principal", metavar="PRINCIPAL", help="whose sessions (the application's user id)")
+    listing.add_argument("--json", action="store_true",
+                         help="one JSON object per session and line (handle, created_at, last_touch, "
+                         "idle_deadline, absolute_deadline: seconds since the epoch)")
+    end = actions.add_parser("end", help="delete every session of a principal (log out everywhere)",
+                             description="Delete every session of a principal: each of its cookies stops "
+                             "working at its next request.")
+    end.add_argument("principal", metavar="PRINCIPAL", help="whose sessions (the application's user id)")
+    sweep = actions.add_parser("sweep", help="delete expired records",
+                               description=f"Delete expired sessions and tombstones, in batches of at most "
+                               f"{SWEEP_BATCH}, until none is left or --limit are deleted.")
+    sweep.add_argument("--limit", type=_positive, default=100_000, metavar="N",
+                       help="delete at most N records (default %(default)s)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    """Run the command line; returns the exit status (0 ok, 1 cookie error, 2 usage error)."""
+    """Run the command line; returns the exit status (0 ok, 1 cookie error or store down, 2 usage error)."""
     import time
 
     stream = sys.stdout if out is None else out
@@ -306,4 +410,6 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             return 2
     if args.command == "inspect":
         return _inspect(args, stream, time.time())
+    if args.command == "sessions":
+        return _sessions(args, stream, time.time())
     return _demo(args)

@@ -119,7 +119,7 @@ def test_inspect_needs_names_and_keys(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_every_command_has_help() -> None:
-    for command in ([], ["demo"], ["keygen"], ["inspect"]):
+    for command in ([], ["demo"], ["keygen"], ["inspect"], ["sessions"]):
         done = subprocess.run(
             [sys.executable, "-m", "clientstate", *command, "--help"], capture_output=True, text=True, timeout=60
         )

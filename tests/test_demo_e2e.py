@@ -1,6 +1,7 @@
 """The demo as a real server process on a free loopback port, driven by a real HTTP client.
 
-Runs once per interface (ASGI under uvicorn, WSGI under waitress).
+Runs once per interface (ASGI under uvicorn, WSGI under waitress). The
+server-stored demo (``--store``) has its own file, ``tests/test_demo_stores_e2e.py``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import httpx
 import pytest
@@ -24,16 +25,23 @@ STARTUP_TIMEOUT = 20.0
 
 
 class DemoServer:
-    """A ``python -m clientstate demo --port 0`` process and its URL."""
+    """A ``python -m clientstate demo --port 0`` process and its URL.
 
-    def __init__(self, interface: str, keyring: Keyring) -> None:
+    ``args`` are more command-line arguments (``["--store", "sqlite"]``);
+    ``cwd`` is the process's working directory (where ``--store sqlite`` keeps its file).
+    """
+
+    def __init__(
+        self, interface: str, keyring: Keyring, args: Sequence[str] = (), cwd: str | os.PathLike[str] | None = None
+    ) -> None:
         env = {**os.environ, "CLIENTSTATE_KEYS": keyring.to_text(), "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "clientstate", "demo", "--port", "0", "--interface", interface],
+            [sys.executable, "-m", "clientstate", "demo", "--port", "0", "--interface", interface, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             env=env,
+            cwd=cwd,
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.output: list[str] = []
@@ -58,13 +66,15 @@ class DemoServer:
         self.stop()
         raise AssertionError(f"demo did not start within {STARTUP_TIMEOUT} s: {''.join(self.output)}")
 
-    def stop(self) -> None:
+    def stop(self) -> int:
+        """SIGTERM, then SIGKILL after 10 s; returns the exit status."""
         self.process.terminate()
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=10)
+        return self.process.returncode
 
 
 @pytest.fixture(scope="module", params=["asgi", "wsgi"])
@@ -187,3 +197,14 @@ def test_sudo_then_admin_and_expiry(client: httpx.Client) -> None:
         status = client.get("/api/admin").status_code
     assert status == 403
     assert time.time() >= until - 1  # the server's clock, not ours, decides; allow skew of 1 s
+
+
+def test_sessions_routes_need_a_store(client: httpx.Client) -> None:
+    client.post("/api/login", json={"user": "ada"})
+    for method, path in (("GET", "/api/sessions"), ("POST", "/api/logout-everywhere")):
+        response = client.request(method, path)
+        assert response.status_code == 404
+        assert response.json()["error"] == "needs_store"
+        assert set_cookies(response) == []
+    assert client.get("/api/state").json()["state"]["user"] == "ada"  # nothing was ended
+    assert client.post("/api/sessions").status_code == 405

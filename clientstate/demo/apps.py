@@ -6,6 +6,11 @@ Both wrap the API routes (``/api/...``) with the library's middleware
 The page at ``/`` does not depend on the state and is served outside the
 middleware: it neither loads the cookie nor clears a bad one, so the page's
 own ``/api/state`` call is what reports a load error.
+
+With a server-stored handler, ``/api/sessions`` and ``/api/logout-everywhere``
+run :func:`~clientstate.demo.api.sessions_api` against the handler's store:
+the WSGI app with blocking :class:`~clientstate.Sessions`, the ASGI app with
+:class:`~clientstate.AsyncSessions`, so the event loop never waits on the store.
 """
 
 from __future__ import annotations
@@ -13,15 +18,26 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from clientstate import asgi, sudo, wsgi
 from clientstate._core.binding import Clock
-from clientstate._core.handler import Handler
+from clientstate._core.handler import AnyHandler
 from clientstate._core.slot import StateSlot, get_slot
 from clientstate._handlers.client_stored import ClientStored
-from clientstate.demo.api import DEMO_STATE, DemoState, handle_api, page
+from clientstate._handlers.server_stored import ServerStored
+from clientstate._handlers.sessions import AsyncSessions, Sessions
+from clientstate.demo.api import (
+    DEMO_STATE,
+    SESSIONS_ROUTES,
+    DemoState,
+    handle_api,
+    page,
+    run_sessions_async,
+    run_sessions_sync,
+    sessions_api,
+)
 from clientstate.demo.http import lifespan, read_asgi_body, read_wsgi_body, status_line
 from clientstate.demo.transactions import Transactions, is_tx_path
 
@@ -37,9 +53,9 @@ def _json(data: dict[str, Any]) -> bytes:
     return json.dumps(data, separators=(",", ":")).encode()
 
 
-def _transactions(handler: Handler) -> Transactions:
+def _transactions(handler: AnyHandler) -> Transactions:
     """The app's transaction API; batons use the cookie keyring's own ``baton`` subkey."""
-    return Transactions(handler.keyring if isinstance(handler, ClientStored) else None)
+    return Transactions(handler.keyring if isinstance(handler, ClientStored | ServerStored) else None)
 
 
 def _user(slot: StateSlot[DemoState]) -> str | None:
@@ -55,9 +71,10 @@ def _static(method: str, path: str) -> tuple[int, tuple[str, str], bytes]:
     return 404, _JSON, _NOT_FOUND
 
 
-def make_wsgi_app(handler: Handler, clock: Clock = time.time) -> wsgi.WSGIApp:
+def make_wsgi_app(handler: AnyHandler, clock: Clock = time.time) -> wsgi.WSGIApp:
     """The demo as a WSGI application, state handled by ``handler``."""
     tx = _transactions(handler)  # started by its first request (waitress has no lifespan); reaper in a thread
+    sessions = Sessions(handler) if isinstance(handler, ServerStored) else None
 
     def api(environ: dict[str, Any], start_response: wsgi.StartResponse) -> Iterable[bytes]:
         body = read_wsgi_body(environ, _MAX_BODY)
@@ -68,6 +85,9 @@ def make_wsgi_app(handler: Handler, clock: Clock = time.time) -> wsgi.WSGIApp:
             method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")
             if is_tx_path(path):
                 status, data = tx.handle(method, path, body, _user(slot))
+            elif path in SESSIONS_ROUTES:
+                plan = sessions_api(method, path, slot, has_store=sessions is not None)
+                status, data = run_sessions_sync(plan, sessions)
             else:
                 status, data = handle_api(method, path, body, slot)
         out = _json(data)
@@ -94,9 +114,21 @@ def make_wsgi_app(handler: Handler, clock: Clock = time.time) -> wsgi.WSGIApp:
     return app
 
 
-def make_asgi_app(handler: Handler, clock: Clock = time.time) -> asgi.ASGIApp:
-    """The demo as an ASGI application, state handled by ``handler``."""
+def make_asgi_app(
+    handler: AnyHandler, clock: Clock = time.time, *, on_shutdown: Callable[[], Awaitable[None]] | None = None
+) -> asgi.ASGIApp:
+    """The demo as an ASGI application, state handled by ``handler``.
+
+    ``on_shutdown`` (if given) is awaited at the end of the lifespan, after the
+    transactions stop: the demo closes its store's async clients there.
+    """
     tx = _transactions(handler)  # started and shut down by the lifespan (or started by its first request)
+    sessions = AsyncSessions(handler) if isinstance(handler, ServerStored) else None
+
+    async def shutdown() -> None:
+        await tx.shutdown()
+        if on_shutdown is not None:
+            await on_shutdown()
 
     async def respond(send: asgi.Send, status: int, header: tuple[str, str], body: bytes) -> None:
         await send(
@@ -118,6 +150,10 @@ def make_asgi_app(handler: Handler, clock: Clock = time.time) -> asgi.ASGIApp:
         elif is_tx_path(scope["path"]):  # SQLite blocks: off the event loop
             user = _user(get_slot(scope, DEMO_STATE))
             status, data = await asyncio.to_thread(tx.handle, scope["method"], scope["path"], body, user)
+        elif scope["path"] in SESSIONS_ROUTES:
+            slot = get_slot(scope, DEMO_STATE)
+            plan = sessions_api(scope["method"], scope["path"], slot, has_store=sessions is not None)
+            status, data = await run_sessions_async(plan, sessions)
         else:
             status, data = handle_api(scope["method"], scope["path"], body, get_slot(scope, DEMO_STATE))
         await respond(send, status, _JSON, _json(data))
@@ -134,7 +170,7 @@ def make_asgi_app(handler: Handler, clock: Clock = time.time) -> asgi.ASGIApp:
 
     async def app(scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
         if scope["type"] == "lifespan":
-            await lifespan(receive, send, tx.startup, tx.shutdown)
+            await lifespan(receive, send, tx.startup, shutdown)
             return
         if scope["type"] != "http":
             return
