@@ -213,7 +213,7 @@ def flask_app(kind: str, store: Store | None, *, sliding: bool, redis_sync: Any 
             return _slot_route(get_slot(request.environ, STATE), request.path)
 
     elif kind == "flask-session":
-        from flask_session import Session  # type: ignore[import-untyped]
+        from flask_session import Session
 
         app.secret_key = PEER_SECRET
         app.config.update(
@@ -247,7 +247,6 @@ def django_setup() -> None:
     global _django_ready
     if _django_ready:
         return
-    import django
     import psycopg
     from django.conf import settings
 
@@ -282,7 +281,9 @@ def django_setup() -> None:
         SESSION_COOKIE_SECURE=False,
         LOGGING_CONFIG=None,
     )
-    django.setup()
+    from django.core.wsgi import get_wsgi_application
+
+    get_wsgi_application()  # runs django.setup(); examples/django makes mypy see a namespace package "django"
     from django.core.management import call_command
 
     call_command("migrate", "sessions", verbosity=0, interactive=False)

@@ -51,7 +51,9 @@ def act(path: str, slot_state: Account | None) -> tuple[Account | None, int, lis
 
 def wsgi_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
     slot = get_slot(environ, ACCOUNT)
-    slot.state, status, extra = act(environ["PATH_INFO"], slot.state)
+    new, status, extra = act(environ["PATH_INFO"], slot.state)
+    if new is not slot.state:  # assigning None, even over None, is an explicit logout (clears a kept cookie)
+        slot.state = new
     error = slot.error.kind.value if slot.error else "-"
     start_response(status_line(status), [("Content-Type", "text/plain"), *extra])
     return [error.encode()]
@@ -59,7 +61,9 @@ def wsgi_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
 
 async def asgi_app(scope: asgi.Scope, receive: Any, send: Any) -> None:
     slot = get_slot(scope, ACCOUNT)
-    slot.state, status, extra = act(scope["path"], slot.state)
+    new, status, extra = act(scope["path"], slot.state)
+    if new is not slot.state:
+        slot.state = new
     error = slot.error.kind.value if slot.error else "-"
     headers = [(b"content-type", b"text/plain"), *((k.lower().encode(), v.encode()) for k, v in extra)]
     await send({"type": "http.response.start", "status": status, "headers": headers})

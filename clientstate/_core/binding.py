@@ -81,6 +81,12 @@ _FAILED: Final = (
 )
 
 
+#: Load errors after which the response leaves the cookie alone unless the application assigns ``None``:
+#: deleting could hand the request to a planted copy (ambiguous), log a user out over a store blip
+#: (store_unavailable), or delete the newer cookie the browser holds (session_moved).
+_KEEP_COOKIE: Final = frozenset((ErrorKind.AMBIGUOUS, ErrorKind.STORE_UNAVAILABLE, ErrorKind.SESSION_MOVED))
+
+
 class Binding(Immutable, Generic[T]):
     """A state descriptor bound to a handler and a clock: the sans-I/O core of setup().
 
@@ -206,17 +212,6 @@ class Binding(Immutable, Generic[T]):
             inner = getattr(inner, "app", None)
             seen += 1
 
-    def check_new(self, value: T) -> bytes:
-        """Encode a newly assigned state and check that it can be saved; returns the encoding.
-
-        Raises:
-            StateEncodeError: ``value`` does not encode as the state's type.
-            CookieTooLarge: it cannot fit in the handler's cookie(s).
-        """
-        payload = self.descriptor.encode(value)
-        self.handler.check_size(self.descriptor, payload)
-        return payload  # (StateSlot.state's setter inlines this)
-
     def decide(self, slot: StateSlot[T]) -> Change:
         """Close ``slot`` and decide what the response must do to the stored state (see the module docstring).
 
@@ -232,8 +227,8 @@ class Binding(Immutable, Generic[T]):
         error = loaded.error
         if error is not None:
             if new is None:
-                if error.kind is ErrorKind.AMBIGUOUS or error.kind is ErrorKind.STORE_UNAVAILABLE:
-                    return NO_CHANGE  # deleting could hand the request to a planted copy / log out over a blip
+                if error.kind in _KEEP_COOKIE and not slot._cleared:
+                    return NO_CHANGE
                 return _DELETE
             payload = descriptor.changed(None, new, slot._payload)
             return Change(ChangeKind.WRITE, payload, new, rotate)

@@ -85,6 +85,14 @@ class ErrorKind(enum.StrEnum):
     #: Server-stored: the cookie is genuine but the store holds no such session
     #: (deleted: a logout, "log out everywhere", or swept after expiry).
     UNKNOWN_SESSION = "unknown_session"
+    #: Server-stored: the cookie names an id the session was rotated away from
+    #: (past the rotation grace, or rotated by a login, whose old id never
+    #: serves the state). The browser holds, or is being sent, the new cookie,
+    #: so the response leaves the cookie alone unless the application assigns
+    #: ``None`` (a logout).
+    SESSION_MOVED = "session_moved"
+    #: Live sessions: the session is live on another connection right now.
+    SESSION_IN_USE = "session_in_use"
     #: Server-stored: the stored state was written for a type of another shape
     #: at the same schema version (its fingerprint differs); bump the version
     #: and add a migration when a type changes.

@@ -34,7 +34,7 @@ class StateSlot(Generic[T]):
     the comparison is by value, when the response starts.
     """
 
-    __slots__ = ("_binding", "_closed", "_payload", "_rotate", "_state", "loaded", "now")
+    __slots__ = ("_binding", "_cleared", "_closed", "_payload", "_rotate", "_state", "loaded", "now")
 
     def __init__(self, binding: Binding[T], loaded: Loaded[T], now: float) -> None:
         self._binding = binding
@@ -44,6 +44,7 @@ class StateSlot(Generic[T]):
         self._payload: bytes | None = None
         self._closed: str | None = None
         self._rotate = False
+        self._cleared = False  # None was assigned: a logout, even after a failed load
 
     @property
     def state(self) -> T | None:
@@ -67,11 +68,12 @@ class StateSlot(Generic[T]):
             raise StateNotWritable(self._binding.descriptor.name, self._closed)
         if value is None:
             self._payload = None
+            self._cleared = True
         else:
             binding = self._binding
             descriptor = binding.descriptor
             payload = descriptor.encode(value)
-            binding.handler.check_size(descriptor, payload)  # Binding.check_new, inlined
+            binding.handler.check_size(descriptor, payload)
             self._payload = payload
         self._state = value
 

@@ -24,7 +24,8 @@ Every operation's contract, for every store:
 * :class:`Touch` moves the idle deadline and last touch only — never the
   state — clamped to the absolute deadline; ``False`` if the session is gone.
 * :class:`Retire` replaces a session by a *tombstone* naming its successor
-  (id rotation), which expires at ``until``.
+  (id rotation), which expires at ``until``; compare-and-set on ``version``
+  like :class:`Update`, so a session deleted or written meanwhile is not retired.
 * :class:`ListSessions`, :class:`CountSessions`, :class:`DeleteSessions` use
   a principal index (never a scan of all sessions).
 * :class:`Sweep` deletes at most ``limit`` expired records and returns how many.
@@ -167,14 +168,21 @@ class Touch(Op, frozen=True):
 
 
 class Retire(Op, frozen=True):
-    """Replace the record of ``sid`` by a tombstone pointing to ``moved_to``, kept until ``until``.
+    """Replace the session of ``sid`` by a tombstone pointing to ``moved_to``, kept until ``until``.
 
-    Returns ``True`` if the record existed.
+    Compare-and-set like :class:`Update`: only a session (not a tombstone)
+    whose version is ``expected_version`` is retired → ``True``; otherwise
+    nothing changes → ``False`` (deleted, written or rotated meanwhile). The
+    tombstone has version ``expected_version + 1``, no principal, ``idle_deadline
+    = until`` and ``blob`` (the handler's authenticated tombstone,
+    :meth:`clientstate._core.record.RecordCodec.seal_tombstone`).
     """
 
     sid: bytes
+    expected_version: int
     moved_to: bytes
     until: int
+    blob: bytes
 
 
 class Delete(Op, frozen=True):

@@ -113,7 +113,36 @@ class SessionRef(Value, frozen=True):
     handle: str
 
 
+class CookieSession(Value, frozen=True):
+    """The session a cookie named when loading it gave an error (``Loaded.session`` of that load). Frozen.
+
+    Attributes:
+        cookie_sid: the id the cookie carried (its MAC verified).
+        writable: whether a state assigned on this request may be saved as a
+            new session. ``False`` when the store did not answer, or when a
+            login moved the session to a new id moments ago: a new session
+            would replace the browser's newer cookie (a logout over a blip or
+            a race). Such an assignment is logged and not saved.
+    """
+
+    cookie_sid: bytes
+    writable: bool
+
+
 _UNKNOWN: Final = LoadError(ErrorKind.UNKNOWN_SESSION, "no such session in the store (deleted or swept)")
+_FORGED_TOMBSTONE: Final = LoadError(
+    ErrorKind.AUTHENTICATION_FAILED, "the stored record of a rotated-away id failed its MAC (edited in the store)"
+)
+_MOVED_BY_LOGIN: Final = LoadError(
+    ErrorKind.SESSION_MOVED, "a login moved the session to a new id moments ago; the old id does not reach it"
+)
+_MOVED: Final = LoadError(ErrorKind.SESSION_MOVED, "the session moved to a new id, past the rotation grace")
+_MOVED_TOO_OFTEN: Final = LoadError(
+    ErrorKind.SESSION_MOVED, "the session moved to a new id more often within its grace than are followed"
+)
+#: Tombstones followed at most, from the cookie's id to the session (rotations within one grace period).
+_HOPS: Final = 4
+_UNDECODED: Final = object()
 
 
 class ServerStored(Immutable):
@@ -215,25 +244,22 @@ class ServerStored(Immutable):
         if isinstance(opened, LoadError):
             return Loaded.failed(opened)  # no store access for a cookie we did not sign
         cookie_sid, cookie_key_id = opened
-        moved = False
+        codec = self._codec(descriptor)
         try:
-            record = yield Get(cookie_sid)
-            if record is not None and record.moved_to is not None:  # a tombstone left by id rotation
-                if not now < record.idle_deadline:
-                    return Loaded.failed(LoadError(ErrorKind.SESSION_EXPIRED, "the session moved to a new id"))
-                moved = True
-                record = yield Get(record.moved_to)
+            found = yield from self._follow(codec, cookie_sid, now)
         except StoreUnavailable as exc:
-            return Loaded.failed(LoadError(ErrorKind.STORE_UNAVAILABLE, str(exc)))
-        if record is None or record.moved_to is not None:
-            return Loaded.failed(_UNKNOWN)
+            return Loaded.failed(
+                LoadError(ErrorKind.STORE_UNAVAILABLE, str(exc)), session=CookieSession(cookie_sid, False)
+            )
+        if isinstance(found, LoadError):
+            return Loaded.failed(found, session=CookieSession(cookie_sid, found is not _MOVED_BY_LOGIN))
+        record, moved = found
         if not now < record.deadline:  # "not (ok)": a NaN clock fails too
             which = "absolute" if record.absolute_deadline <= record.idle_deadline else "idle"
             return Loaded.failed(
                 LoadError(ErrorKind.SESSION_EXPIRED, f"past its {which} deadline by {now - record.deadline:.0f} s")
             )
-        codec = self._codec(descriptor)
-        blob = codec.open(record.sid, record.schema_version, record.blob)
+        blob = codec.open(record)
         if isinstance(blob, LoadError):
             return Loaded.failed(blob)
         payload, blob_key_id = blob
@@ -267,150 +293,230 @@ class ServerStored(Immutable):
 
     # --- save ---------------------------------------------------------------------------------
 
+    def _follow(
+        self, codec: RecordCodec, sid: bytes, now: float
+    ) -> Generator[Any, Any, tuple[Record, bool] | LoadError]:
+        """``(record, moved)`` of the session ``sid`` names, following tombstones in their grace; else the error.
+
+        ``moved``: ``sid`` itself was rotated away. A tombstone whose MAC fails
+        is ``authentication_failed``; one past its grace, or a login's (not
+        followed), ``session_moved``; no record ``unknown_session``.
+
+        Raises:
+            StoreUnavailable: the store did not answer.
+        """
+        record = yield Get(sid)
+        moved = False
+        for _ in range(_HOPS):
+            if record is None:
+                return _UNKNOWN
+            if record.moved_to is None:
+                return record, moved
+            follow = codec.open_tombstone(record)
+            if follow is None:
+                return _FORGED_TOMBSTONE
+            if not now < record.idle_deadline:
+                return _MOVED
+            if not follow:
+                return _MOVED_BY_LOGIN
+            moved = True
+            record = yield Get(record.moved_to)
+        return _MOVED_TOO_OFTEN
+
+    # --- save ---------------------------------------------------------------------------------
+
     def save_plan(
         self, descriptor: State[T], loaded: Loaded[T], change: Change, now: float
     ) -> Generator[Any, Any, list[str]]:
         """The plan that applies ``change`` to the store; returns the ``Set-Cookie`` values.
 
-        Store failures are logged and leave the cookie as it was; nothing raises for them.
+        Store failures are logged; a failed write leaves the cookie as it was,
+        a logout (``ChangeKind.DELETE``) clears the cookie even when the store
+        cannot delete the record. Nothing raises for them.
         """
-        ref: SessionRef | None = loaded.session
+        session = loaded.session
         kind = change.kind
         moment = math.floor(now)
+        if kind is ChangeKind.DELETE:
+            return (yield from self._delete(descriptor, session, moment))
+        if isinstance(session, CookieSession) and kind is ChangeKind.WRITE and not session.writable:
+            assert loaded.error is not None
+            log.warning(
+                "clientstate: state %r not saved: its session could not be loaded (%s: %s), and a new session "
+                "would replace the browser's cookie", descriptor.name, loaded.error.kind, loaded.error.detail,
+            )
+            return []
+        ref = session if isinstance(session, SessionRef) else None
         try:
             if kind is ChangeKind.NONE:
-                return (yield from self._touch(ref, moment))
-            if kind is ChangeKind.DELETE:
-                return (yield from self._delete(ref))
+                return (yield from self._touch(descriptor, ref, moment))
             assert change.payload is not None
             if ref is None:
-                sid = yield from self._create(descriptor, change, moment)
-                return self._new_cookie(sid, moment)
-            principal = self._principal_of(change.value) if kind is ChangeKind.WRITE else ref.record.principal
-            rotate = kind is ChangeKind.WRITE and (
-                change.rotate or (self.rotate_on_principal_change and principal != ref.record.principal)
-            )
-            if rotate and not ref.moved:
-                return (yield from self._rotate(descriptor, change, ref, moment))
-            return (yield from self._update(descriptor, loaded, change, ref, moment, principal))
+                principal = self._principal_of(change.value)
+                record = yield from self._create(descriptor, change.payload, principal, moment, None)
+                return self._new_cookie(record)
+            return (yield from self._write(descriptor, loaded, change, ref, moment))
         except StoreUnavailable as exc:
             log.error("clientstate: state %r not saved, the store is unavailable: %s", descriptor.name, exc)
             return []
 
-    def _touch(self, ref: SessionRef | None, now: int) -> Generator[Any, Any, list[str]]:
+    def _touch(self, descriptor: State[Any], ref: SessionRef | None, now: int) -> Generator[Any, Any, list[str]]:
         if ref is None or not ref.touch_due:
             return []
         record = ref.record
         if (yield Touch(record.sid, min(now + self.idle_timeout, record.absolute_deadline), now)):
             return []
-        successor = yield from self._successor(record.sid, now)
-        return [] if successor is not None else [self._writer.delete_cookie(self.name)]
+        found = yield from self._follow(self._codec(descriptor), record.sid, now)
+        if isinstance(found, LoadError) and found.kind is not ErrorKind.SESSION_MOVED:
+            return [self._writer.delete_cookie(self.name)]  # ended during the request
+        return []  # rotated during the request: the browser gets (or has) the new cookie
 
-    def _successor(self, sid: bytes, now: int) -> Generator[Any, Any, bytes | None]:
-        """The id ``sid`` was rotated to, if it is a tombstone still in its grace period."""
-        current = yield Get(sid)
-        if current is not None and current.moved_to is not None and now < current.idle_deadline:
-            moved_to: bytes = current.moved_to
-            return moved_to
-        return None
-
-    def _delete(self, ref: SessionRef | None) -> Generator[Any, Any, list[str]]:
-        if ref is not None:
-            for sid in {ref.record.sid, ref.cookie_sid}:
-                current = yield Get(sid)  # rotated meanwhile? then its successor is this session too
-                if current is not None and current.moved_to is not None:
-                    yield Delete(current.moved_to)
-                yield Delete(sid)
+    def _delete(self, descriptor: State[Any], session: Any, now: int) -> Generator[Any, Any, list[str]]:
+        """A logout: delete the session the cookie named, along its tombstones, and clear the cookie."""
+        if isinstance(session, SessionRef | CookieSession):
+            codec = self._codec(descriptor)
+            sid: bytes | None = session.cookie_sid
+            try:
+                for _ in range(_HOPS + 1):
+                    if sid is None:
+                        break
+                    try:
+                        current = yield Get(sid)  # rotated meanwhile? then its successor is this session too
+                    except StoreUnavailable:
+                        current = None  # still delete the id the cookie names
+                    yield Delete(sid)
+                    genuine = current is not None and codec.open_tombstone(current) is not None
+                    sid = current.moved_to if current is not None and genuine else None
+                if isinstance(session, SessionRef) and session.record.sid != session.cookie_sid:
+                    yield Delete(session.record.sid)
+            except StoreUnavailable as exc:
+                log.error(
+                    "clientstate: logout of state %r: the cookie is cleared but the store could not delete the "
+                    "session (it ends at its deadline, or with the next 'log out everywhere'): %s",
+                    descriptor.name, exc,
+                )
         return [self._writer.delete_cookie(self.name)]
 
-    def _create(self, descriptor: State[Any], change: Change, now: int) -> Generator[Any, Any, bytes]:
-        """Insert a new session (retrying on an id collision); returns its id."""
-        assert change.payload is not None
-        principal = self._principal_of(change.value)
+    def _create(
+        self, descriptor: State[Any], payload: bytes, principal: str | None, now: int, keep: Record | None
+    ) -> Generator[Any, Any, Record]:
+        """Insert a new session (retrying on an id collision); returns its record.
+
+        ``keep``: the record of the session being rotated, whose creation time
+        and absolute deadline carry over; ``None`` for a new session.
+        """
         codec = self._codec(descriptor)
-        absolute = now + self.absolute_timeout
+        created, absolute = (now, now + self.absolute_timeout) if keep is None else (
+            keep.created_at, keep.absolute_deadline
+        )
         for _ in range(_ATTEMPTS):
             sid = new_sid()
             record = Record(
-                sid, 1, principal, now, absolute, min(now + self.idle_timeout, absolute), now,
-                descriptor.version, codec.seal(sid, descriptor.version, change.payload),
+                sid, 1, principal, created, absolute, min(now + self.idle_timeout, absolute), now,
+                descriptor.version, codec.seal(sid, descriptor.version, payload, principal, created, absolute),
             )
             if (yield Create(record)):
-                return sid
+                return record
         raise StoreUnavailable(f"{_ATTEMPTS} new session ids in a row already existed in the store")
 
-    def _new_cookie(self, sid: bytes, now: int) -> list[str]:
-        return [self._writer.set_cookie(self.name, self._ids.sign(sid), self.absolute_timeout)]
+    def _new_cookie(self, record: Record) -> list[str]:
+        max_age = record.absolute_deadline - record.last_touch
+        return [self._writer.set_cookie(self.name, self._ids.sign(record.sid), max_age)]
 
     def _rotate(
-        self, descriptor: State[Any], change: Change, ref: SessionRef, now: int
-    ) -> Generator[Any, Any, list[str]]:
-        """Move the state to a new id; the old one becomes a tombstone for ``rotation_grace`` seconds."""
-        sid = yield from self._create(descriptor, change, now)
-        yield Retire(ref.record.sid, sid, now + self.rotation_grace)
-        return self._new_cookie(sid, now)
+        self, descriptor: State[Any], record: Record, payload: bytes, principal: str | None, now: int
+    ) -> Generator[Any, Any, Record | None]:
+        """Move the state to a new id; the old one becomes a tombstone for ``rotation_grace`` seconds.
 
-    def _update(
-        self,
-        descriptor: State[Any],
-        loaded: Loaded[Any],
-        change: Change,
-        ref: SessionRef,
-        now: int,
-        principal: str | None,
+        The successor is created first, then the old session retired by
+        compare-and-set on its version; if that fails (deleted, written or
+        rotated meanwhile) the successor is deleted again and ``None`` returned.
+        A login (a change of principal) starts a new absolute timeout, and its
+        tombstone is not followed; any other rotation keeps both.
+        """
+        login = principal != record.principal
+        successor = yield from self._create(descriptor, payload, principal, now, None if login else record)
+        until = now + self.rotation_grace
+        tombstone = self._codec(descriptor).seal_tombstone(record.sid, successor.sid, until, follow=not login)
+        if (yield Retire(record.sid, record.version, successor.sid, until, tombstone)):
+            return successor
+        yield Delete(successor.sid)
+        return None
+
+    def _write(
+        self, descriptor: State[Any], loaded: Loaded[Any], change: Change, ref: SessionRef, now: int
     ) -> Generator[Any, Any, list[str]]:
-        """Compare-and-set the record; on a conflict, retry on a fresh read (see the module docstring)."""
+        """Write the state by compare-and-set (rotating the id when due); on a conflict, retry on a fresh read.
+
+        See the module docstring. The fields this request changed are those
+        that differ from a fresh decode of the payload it loaded (so in-place
+        edits of ``loaded.state`` count), applied each time onto the latest state.
+        """
         assert change.payload is not None
         codec = self._codec(descriptor)
         record, payload, value = ref.record, change.payload, change.value
         unrequested = change.kind is ChangeKind.REISSUE
         if unrequested and ref.blob_key_id == codec.current_key_id and record.schema_version == descriptor.version:
             return self._cookie_lines(ref, record, now)  # only the cookie is under an older key
+        moved = ref.moved
+        base: Any = _UNDECODED
         for _ in range(_ATTEMPTS):
-            updated = msgspec.structs.replace(
-                record,
-                version=record.version + 1,
-                principal=principal,
-                last_touch=now,
-                idle_deadline=min(now + self.idle_timeout, record.absolute_deadline),
-                schema_version=descriptor.version,
-                blob=codec.seal(record.sid, descriptor.version, payload),
-            )
-            result = yield Update(updated, record.version)
-            if result is UpdateResult.OK:
-                return self._cookie_lines(ref, updated, now)
-            sid = record.sid
-            if result is UpdateResult.GONE:
-                moved_to = yield from self._successor(sid, now)
-                if moved_to is None:
-                    log.info("clientstate: the session of %r ended during the request; not saved", descriptor.name)
-                    return [self._writer.delete_cookie(self.name)]
-                sid = moved_to  # rotated during the request: the write goes to the successor
-                ref = msgspec.structs.replace(ref, moved=True)
+            principal = record.principal if unrequested else self._principal_of(value)
+            login = self.rotate_on_principal_change and principal != record.principal
+            if not unrequested and (login or (change.rotate and not moved)):
+                successor = yield from self._rotate(descriptor, record, payload, principal, now)
+                if successor is not None:
+                    return self._new_cookie(successor)
+            else:
+                updated = msgspec.structs.replace(
+                    record,
+                    version=record.version + 1,
+                    principal=principal,
+                    last_touch=now,
+                    idle_deadline=min(now + self.idle_timeout, record.absolute_deadline),
+                    schema_version=descriptor.version,
+                    blob=codec.seal(
+                        record.sid, descriptor.version, payload, principal, record.created_at, record.absolute_deadline
+                    ),
+                )
+                if (yield Update(updated, record.version)) is UpdateResult.OK:
+                    return [] if moved else self._cookie_lines(ref, updated, now)
             if unrequested:
                 return []  # another request wrote the session meanwhile, and re-signed it
-            fresh = yield from self._reread(descriptor, sid)
-            if fresh is None:
+            fresh = yield from self._reread(descriptor, record.sid, now)
+            if isinstance(fresh, LoadError):
+                if fresh.kind is ErrorKind.SESSION_MOVED:
+                    log.info("clientstate: the session of %r moved to a new id during the request", descriptor.name)
+                    return []  # the browser gets (or has) the new cookie; leave it
+                log.info("clientstate: the session of %r ended during the request; not saved", descriptor.name)
                 return [self._writer.delete_cookie(self.name)]
-            record, theirs = fresh
-            value = _merge(descriptor, loaded.state, value, theirs)
+            record, theirs, hopped = fresh
+            moved = moved or hopped
+            if base is _UNDECODED:
+                base = descriptor.decode(loaded.payload, descriptor.version) if loaded.payload else None
+            value = _merge(descriptor, base, change.value, theirs)
             payload = descriptor.encode(value)
-            principal = self._principal_of(value)
         log.warning(
             "clientstate: state %r not saved after %d conflicting writes to one session", descriptor.name, _ATTEMPTS
         )
         return []
 
-    def _reread(self, descriptor: State[Any], sid: bytes) -> Generator[Any, Any, tuple[Record, Any] | None]:
-        """The fresh record and state of ``sid``, or ``None`` if the session is gone or unreadable."""
-        record = yield Get(sid)
-        if record is None or record.moved_to is not None:
-            return None
-        blob = self._codec(descriptor).open(record.sid, record.schema_version, record.blob)
+    def _reread(
+        self, descriptor: State[Any], sid: bytes, now: int
+    ) -> Generator[Any, Any, tuple[Record, Any, bool] | LoadError]:
+        """``(record, state, moved)`` of the session ``sid`` names now, or why there is none to write to."""
+        codec = self._codec(descriptor)
+        found = yield from self._follow(codec, sid, now)
+        if isinstance(found, LoadError):
+            return found
+        record, moved = found
+        if not now < record.deadline:
+            return _UNKNOWN
+        blob = codec.open(record)
         if isinstance(blob, LoadError):
-            return None
+            return blob
         state = descriptor.decode(blob[0], record.schema_version)
-        return None if isinstance(state, LoadError) else (record, state)
+        return state if isinstance(state, LoadError) else (record, state, moved)
 
     def _cookie_lines(self, ref: SessionRef, record: Record, now: int) -> list[str]:
         """After a write: re-sign the cookie if it was under an older key (not for a rotated-away id)."""

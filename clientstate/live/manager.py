@@ -441,7 +441,7 @@ class SessionManager:
             return LoadError(ErrorKind.UNKNOWN_SESSION, "no such live session (never saved, or swept)")
         if not now < record.deadline:
             return LoadError(ErrorKind.SESSION_EXPIRED, "past the resume window")
-        opened = bound.records.open(sid, record.schema_version, record.blob)
+        opened = bound.records.open(record)
         if isinstance(opened, LoadError):
             return opened
         value = bound.descriptor.decode(opened[0], record.schema_version)
@@ -557,9 +557,12 @@ class SessionManager:
         if session.detached_at is None:  # live: stays resumable until the next persist pass has passed
             end += math.ceil(2 * self.persist_interval)
         absolute = session.created_at + math.ceil(self.max_lifetime)
-        blob = session.binding.records.seal(session.sid, descriptor.version, payload)
+        principal = self._principal(session)
+        blob = session.binding.records.seal(
+            session.sid, descriptor.version, payload, principal, session.created_at, absolute
+        )
         return Record(
-            session.sid, session.version + 1, self._principal(session), session.created_at, absolute,
+            session.sid, session.version + 1, principal, session.created_at, absolute,
             min(end, absolute), moment, descriptor.version, blob,
         )
 

@@ -188,13 +188,13 @@ class MemoryStore:
 
     def _retire(self, op: Retire) -> bool:
         current = self._records.get(op.sid)
-        if current is None:
+        if current is None or current.version != op.expected_version or current.moved_to is not None:
             return False
         if current.principal is not None:
             self._unindex(current)
         self._put(
             msgspec.structs.replace(
-                current, version=current.version + 1, principal=None, idle_deadline=op.until, blob=b"",
+                current, version=current.version + 1, principal=None, idle_deadline=op.until, blob=op.blob,
                 moved_to=op.moved_to,
             )
         )

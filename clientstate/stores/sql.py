@@ -172,7 +172,7 @@ class SQLStore:
         )
         self._retire = q(
             'UPDATE {table} SET version = version + 1, principal = NULL, idle_deadline = ?, "blob" = ?, moved_to = ? '
-            "WHERE sid = ?"
+            "WHERE sid = ? AND version = ? AND moved_to IS NULL"
         )
         self._delete = q("DELETE FROM {table} WHERE sid = ?")
         live = "principal = ? AND moved_to IS NULL AND idle_deadline > ?"
@@ -210,7 +210,8 @@ class SQLStore:
             params = (op.idle_deadline, op.last_touch, op.sid, op.last_touch)
             return (yield Statement(self._touch, params, "rowcount")) == 1
         if isinstance(op, Retire):
-            return (yield Statement(self._retire, (op.until, b"", op.moved_to, op.sid), "rowcount")) == 1
+            params = (op.until, op.blob, op.moved_to, op.sid, op.expected_version)
+            return (yield Statement(self._retire, params, "rowcount")) == 1
         if isinstance(op, Delete):
             return (yield Statement(self._delete, (op.sid,), "rowcount")) == 1
         if isinstance(op, ListSessions):

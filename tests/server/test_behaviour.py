@@ -301,7 +301,10 @@ def test_rotation_with_five_requests_in_flight(kit: StoreKit, store: Store, driv
     dead = driver.begin(binding, old)
     assert dead.state is None
     assert dead.error is not None
-    assert dead.error.kind in (ErrorKind.SESSION_EXPIRED, ErrorKind.UNKNOWN_SESSION)
+    # A store that keeps the expired tombstone says so; one that dropped it finds nothing.
+    assert dead.error.kind in (ErrorKind.SESSION_MOVED, ErrorKind.UNKNOWN_SESSION)
+    lines = driver.finish(binding, dead)
+    assert is_deletion(lines) is (dead.error.kind is ErrorKind.UNKNOWN_SESSION), lines
     assert driver.request(binding, new)[0].state == state
 
 
@@ -315,8 +318,15 @@ def test_a_login_rotates_the_id_by_itself(kit: StoreKit, store: Store, driver: D
 
     logged_in = cookie_of(driver.request(binding, anonymous, become)[1])
     assert logged_in != anonymous
+    # Fixation: the planted id never reaches the logged-in session, not even inside the grace period...
+    planted, lines = driver.request(binding, anonymous)
+    assert planted.state is None
+    assert planted.error is not None
+    assert planted.error.kind is ErrorKind.SESSION_MOVED
+    assert lines == []  # ...and its response leaves alone the cookie the browser now holds
+    assert driver.begin(binding, logged_in).state == Account("ada")
     clock.advance(11)
-    assert driver.begin(binding, anonymous).state is None  # fixation: the planted id is dead
+    assert driver.begin(binding, anonymous).state is None
     assert driver.begin(binding, logged_in).state == Account("ada")
 
 
@@ -366,7 +376,7 @@ def test_the_sweep_deletes_only_expired_sessions_in_bounded_batches(
 # --- stored rows cannot be edited or moved --------------------------------------------------------
 
 
-@pytest.mark.parametrize("edit", ["blob", "schema_version", "copy"])
+@pytest.mark.parametrize("edit", ["blob", "schema_version", "copy", "principal", "absolute_deadline"])
 def test_a_row_edited_in_the_store_fails_to_load(kit: StoreKit, store: Store, driver: Driver, edit: str) -> None:
     clock = FrozenClock(T0)
     h = handler(store)
@@ -377,6 +387,11 @@ def test_a_row_edited_in_the_store_fails_to_load(kit: StoreKit, store: Store, dr
         kit.tamper(store, sid, lambda r: msgspec.structs.replace(r, blob=r.blob.replace(b"ada", b"eve")))
     elif edit == "schema_version":
         kit.tamper(store, sid, lambda r: msgspec.structs.replace(r, schema_version=2))
+    elif edit == "principal":  # so that "log out everywhere" for ada would miss it
+        kit.tamper(store, sid, lambda r: msgspec.structs.replace(r, principal="eve"))
+    elif edit == "absolute_deadline":  # a session that never ends
+        kit.tamper(store, sid, lambda r: msgspec.structs.replace(
+            r, absolute_deadline=2**40, idle_deadline=2**40))
     else:  # the row copied under another id, and a genuine cookie for that id
         record = kit.raw(store, sid)
         assert record is not None
@@ -483,3 +498,216 @@ def test_a_store_outage_is_an_error_value_and_keeps_the_cookie(kit: StoreKit, st
     slot, lines = driver.request(down, cookie, lambda s: setattr(s, "state", Account("ada")))
     assert lines == []  # the save fails too, is logged, and changes nothing
     assert driver.request(Binding(ACCOUNT, handler(store), clock), cookie)[0].state == Account("ada")
+
+
+def test_a_tombstone_edited_to_point_at_another_session_fails_to_load(
+    kit: StoreKit, store: Store, driver: Driver
+) -> None:
+    clock = FrozenClock(T0)
+    binding = Binding(ACCOUNT, handler(store), clock)
+    victim = log_in(driver, binding, "victim")
+    attacker = log_in(driver, binding, "attacker")
+    # Someone with write access to the table turns the attacker's row into a tombstone of the victim's.
+    kit.tamper(store, _sid(binding, attacker), lambda r: msgspec.structs.replace(
+        r, moved_to=_sid(binding, victim), idle_deadline=r.absolute_deadline, blob=b""))
+    slot = driver.begin(binding, attacker)
+    assert slot.state is None
+    assert slot.error is not None
+    assert slot.error.kind is ErrorKind.AUTHENTICATION_FAILED
+    assert driver.begin(binding, victim).state == Account("victim")
+
+
+# --- races found in review: rotation, in-place edits, old ids, outages ------------------------------
+
+
+def rotate(slot: StateSlot[Account]) -> None:
+    slot.rotate_id()
+
+
+@pytest.mark.parametrize("how", ["logout", "end_everywhere"])
+def test_a_rotation_racing_a_logout_does_not_bring_the_session_back(
+    kit: StoreKit, store: Store, driver: Driver, how: str
+) -> None:
+    clock = FrozenClock(T0)
+    h = handler(store)
+    binding = Binding(ACCOUNT, h, clock)
+    cookie = log_in(driver, binding)
+    rotating = driver.begin(binding, cookie)  # a sudo elevation in flight...
+    if how == "logout":
+        assert is_deletion(driver.request(binding, cookie, logout)[1])  # ...while the user logs out
+    else:
+        assert Sessions(h).end("ada") == 1  # ...while "log out everywhere" runs
+    rotate(rotating)
+    lines = driver.finish(binding, rotating)
+    assert is_deletion(lines), lines  # not a cookie for a successor
+    assert kit.rows(store) == 0  # the successor it created is deleted again
+    after = driver.begin(binding, cookie)
+    assert after.state is None
+    assert after.error is not None
+    assert after.error.kind is ErrorKind.UNKNOWN_SESSION
+
+
+def test_a_rotation_keeps_a_write_committed_while_it_was_in_flight(
+    kit: StoreKit, store: Store, driver: Driver
+) -> None:
+    clock = FrozenClock(T0)
+    binding = Binding(ACCOUNT, handler(store), clock)
+    cookie = log_in(driver, binding)
+    rotating = driver.begin(binding, cookie)
+    driver.request(binding, cookie, visit)  # committed while the rotation is in flight
+    rotate(rotating)
+    new = cookie_of(driver.finish(binding, rotating))
+    assert new != cookie
+    assert driver.begin(binding, new).state == Account("ada", visits=1)
+
+
+def test_a_rotation_that_changes_the_state_merges_with_a_concurrent_write(
+    kit: StoreKit, store: Store, driver: Driver
+) -> None:
+    clock = FrozenClock(T0)
+    binding = Binding(ACCOUNT, handler(store), clock)
+    cookie = log_in(driver, binding)
+    rotating = driver.begin(binding, cookie)
+    driver.request(binding, cookie, visit)
+    assert rotating.state is not None
+    rotating.state = msgspec.structs.replace(rotating.state, items=["sudo"])
+    rotate(rotating)
+    new = cookie_of(driver.finish(binding, rotating))
+    assert driver.begin(binding, new).state == Account("ada", visits=1, items=["sudo"])
+
+
+@pytest.mark.parametrize("edit", ["counter", "list"])
+def test_an_in_place_edit_survives_a_conflict(kit: StoreKit, store: Store, driver: Driver, edit: str) -> None:
+    clock = FrozenClock(T0)
+    binding = Binding(ACCOUNT, handler(store), clock)
+    cookie = log_in(driver, binding)
+    slow = driver.begin(binding, cookie)
+    assert slow.state is not None
+    if edit == "counter":
+        slow.state.visits += 1  # edited in place, never assigned
+    else:
+        slow.state.items.append("pen")
+    other = driver.begin(binding, cookie)  # writes the field the slow one did not touch
+    other.state = Account("ada", visits=0, items=["book"]) if edit == "counter" else Account("ada", visits=5)
+    assert driver.finish(binding, other) == []
+    assert driver.finish(binding, slow) == []  # a conflict: its own change is what differs from what it loaded
+    expected = Account("ada", visits=1, items=["book"]) if edit == "counter" else Account("ada", 5, ["pen"])
+    assert driver.request(binding, cookie)[0].state == expected
+
+
+def test_ids_rotated_twice_within_the_grace_reach_the_session_and_never_delete_the_cookie(
+    kit: StoreKit, store: Store, driver: Driver
+) -> None:
+    clock = FrozenClock(T0)
+    binding = Binding(ACCOUNT, handler(store, rotation_grace=10), clock)
+    first = log_in(driver, binding)
+    second = cookie_of(driver.request(binding, first, rotate)[1])
+    third = cookie_of(driver.request(binding, second, rotate)[1])
+    assert len({first, second, third}) == 3
+    oldest, lines = driver.request(binding, first)  # two tombstones to follow
+    assert oldest.error is None
+    assert oldest.state == Account("ada")
+    assert lines == []
+    _, lines = driver.request(binding, first, visit)  # its write lands on the newest id
+    assert lines == []
+    assert driver.begin(binding, third).state == Account("ada", visits=1)
+    clock.advance(11)
+    for old in (first, second):
+        late, lines = driver.request(binding, old)
+        assert late.state is None
+        assert late.error is not None
+        assert late.error.kind in (ErrorKind.SESSION_MOVED, ErrorKind.UNKNOWN_SESSION)
+        if late.error.kind is ErrorKind.SESSION_MOVED:
+            assert lines == []  # the browser holds the newest cookie under the same name: leave it
+    assert driver.begin(binding, third).state == Account("ada", visits=1)
+
+
+def test_a_write_with_an_id_a_login_just_moved_is_not_saved_over_the_new_cookie(
+    kit: StoreKit, store: Store, driver: Driver
+) -> None:
+    clock = FrozenClock(T0)
+    binding = Binding(ACCOUNT, handler(store), clock)
+    anonymous = log_in(driver, binding, "")
+    logged_in = cookie_of(driver.request(binding, anonymous, lambda s: setattr(s, "state", Account("ada")))[1])
+    late, lines = driver.request(binding, anonymous, lambda s: setattr(s, "state", s.state or Account("")))
+    assert late.error is not None
+    assert late.error.kind is ErrorKind.SESSION_MOVED
+    assert lines == []  # logged, not saved: a new session would replace the login's cookie
+    assert driver.begin(binding, logged_in).state == Account("ada")
+    clock.advance(11)  # past the grace: a request with that old id starts afresh
+    fresh, lines = driver.request(binding, anonymous, lambda s: setattr(s, "state", s.state or Account("")))
+    assert fresh.error is not None
+    assert cookie_of(lines) not in (anonymous, logged_in)
+
+
+def test_a_rotation_keeps_the_absolute_deadline_and_a_login_starts_a_new_one(
+    kit: StoreKit, store: Store, driver: Driver
+) -> None:
+    clock = FrozenClock(T0)
+    binding = Binding(ACCOUNT, handler(store, absolute_timeout=1000, idle_timeout=500), clock)
+    anonymous = log_in(driver, binding, "")
+    clock.advance(100)
+    logged_in = cookie_of(driver.request(binding, anonymous, lambda s: setattr(s, "state", Account("ada")))[1])
+    login = kit.raw(store, _sid(binding, logged_in))
+    assert login is not None
+    assert (login.created_at, login.absolute_deadline) == (T0 + 100, T0 + 1100)
+    clock.advance(100)
+    (line,) = driver.request(binding, logged_in, rotate)[1]
+    assert "Max-Age=900" in line  # what is left of the login's absolute timeout
+    elevated = cookie_of([line])
+    record = kit.raw(store, _sid(binding, elevated))
+    assert record is not None
+    assert (record.created_at, record.absolute_deadline) == (T0 + 100, T0 + 1100)  # rotating never extends it
+
+
+class GetFailsStore:
+    """A store whose reads fail (as during a blip) while its writes would succeed."""
+
+    shared = True
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+
+    def steps(self, op: Op) -> Steps:
+        if type(op).__name__ == "Get":
+            raise StoreUnavailable("read timed out")
+        return (yield from self.inner.steps(op))
+
+    def execute(self, command: Any) -> Any:
+        return self.inner.execute(command)
+
+    async def aexecute(self, command: Any) -> Any:
+        return await self.inner.aexecute(command)
+
+    def close(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+def test_after_a_failed_read_a_write_does_not_start_a_new_session(
+    kit: StoreKit, store: Store, driver: Driver
+) -> None:
+    clock = FrozenClock(T0)
+    cookie = log_in(driver, Binding(ACCOUNT, handler(store), clock))
+    blip = Binding(ACCOUNT, handler(GetFailsStore(store)), clock)
+    slot, lines = driver.request(blip, cookie, lambda s: setattr(s, "state", s.state or Account("anonymous")))
+    assert slot.error is not None
+    assert slot.error.kind is ErrorKind.STORE_UNAVAILABLE
+    assert lines == []  # not saved (logged): a new session would log the user out over a blip
+    assert kit.rows(store) == 1
+    assert driver.begin(Binding(ACCOUNT, handler(store), clock), cookie).state == Account("ada")
+
+
+def test_a_logout_during_an_outage_clears_the_cookie(kit: StoreKit, store: Store, driver: Driver) -> None:
+    clock = FrozenClock(T0)
+    cookie = log_in(driver, Binding(ACCOUNT, handler(store), clock))
+    down = Binding(ACCOUNT, handler(DownStore()), clock)
+    slot, lines = driver.request(down, cookie, logout)
+    assert slot.error is not None
+    assert slot.error.kind is ErrorKind.STORE_UNAVAILABLE
+    assert is_deletion(lines)  # the record could not be deleted (logged), but this browser is logged out
+    blip = Binding(ACCOUNT, handler(GetFailsStore(store)), clock)
+    assert is_deletion(driver.request(blip, cookie, logout)[1])
+    assert kit.rows(store) == 0  # when only reads fail, the delete still goes through

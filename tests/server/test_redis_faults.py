@@ -1,0 +1,342 @@
+"""RedisStore when Redis fails: requests meet ``store_unavailable`` within the timeout, keep their cookies,
+work again once the server is back, and no acknowledged session is lost.
+
+Each test runs a server (or a cluster) of its own, with ``--appendonly yes --appendfsync always`` so that
+what Redis acknowledged survives a SIGKILL; the machine's Redis on 6379 is never stopped. Traffic goes
+through the real handler and drivers (blocking, and asyncio on one event loop) in a thread while the test
+stops the server in the middle of it. The numbers (errors during the outage, time to ``store_unavailable``,
+recovery time, sessions lost) are printed (``pytest -s``) for the record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from clientstate import Binding, ErrorKind, State, StateSlot, server_stored
+from clientstate._core import store as ops
+from clientstate._core.drive import begin_async, begin_sync, finish_async, finish_sync
+from clientstate._core.flow import perform_sync
+from clientstate.stores.redis import RedisStore
+from clientstate.testing import fixed_keyring
+from tests.server.kits import CountingStore
+from tests.server.redis_cluster import LocalCluster, RedisServer
+from tests.server.test_behaviour import _sid
+
+TIMEOUT = 1.0  # the store's timeout, seconds: every failing request must end within TIMEOUT + 1 s
+OUTAGE = 3.0  # seconds the server stays down
+
+
+class Account(msgspec.Struct):
+    user: str
+    visits: int = 0
+
+
+ACCOUNT = State("account", Account)
+
+
+class Witness(CountingStore):
+    """A store in front of another that records what it acknowledged: each session's latest written version."""
+
+    inner: RedisStore
+
+    def __init__(self, inner: RedisStore) -> None:
+        super().__init__(inner)
+        self.acked: dict[bytes, int] = {}
+        self.lock = threading.Lock()
+
+    def steps(self, op: ops.Op) -> ops.Steps:
+        result = yield ops.Delegate(self.inner, op)
+        with self.lock:
+            written = result is True if isinstance(op, ops.Create) else result is ops.UpdateResult.OK
+            if written and isinstance(op, ops.Create | ops.Update):
+                self.acked[op.record.sid] = op.record.version
+        return result
+
+    def lost(self) -> list[bytes]:
+        """The acknowledged sessions now missing from the store, or older than acknowledged."""
+        missing = []
+        for sid, version in sorted(self.acked.items()):
+            record = perform_sync(self.inner, ops.Get(sid))
+            if record is None or record.version < version:
+                missing.append(sid)
+        return missing
+
+
+@dataclass
+class Outcome:
+    kind: str  # "login" or "visit"
+    began: float  # time.monotonic()
+    seconds: float
+    ok: bool
+    unavailable: bool  # the load said store_unavailable, or the save did not happen
+    lines: list[str]
+    sid: bytes | None = None
+
+
+@dataclass
+class Traffic:
+    """Requests in a thread, one after another, until stopped: logins, and visits to known sessions."""
+
+    binding: Binding[Account]
+    mode: str
+    outcomes: list[Outcome] = field(default_factory=list)
+    cookies: list[str] = field(default_factory=list)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    pause: float = 0.005
+
+    def sid(self, cookie: str) -> bytes:
+        return _sid(self.binding, cookie)
+
+    def plan(self, n: int) -> tuple[str, str | None]:
+        if len(self.cookies) < 5 or n % 3 == 0:
+            return "login", None
+        return "visit", random.choice(self.cookies)
+
+    def record(self, kind: str, cookie: str | None, began: float, slot: StateSlot[Account], lines: list[str]) -> None:
+        if kind == "login":
+            ok = len(lines) == 1 and "Max-Age=0" not in lines[0]
+            if ok:
+                self.cookies.append(lines[0].split(";", 1)[0])
+            sid = self.sid(self.cookies[-1]) if ok else None
+        else:
+            ok = slot.error is None
+            assert cookie is not None
+            sid = self.sid(cookie)
+        unavailable = slot.error is not None and slot.error.kind is ErrorKind.STORE_UNAVAILABLE
+        outcome = Outcome(kind, began, time.monotonic() - began, ok, unavailable or not ok, lines, sid)
+        self.outcomes.append(outcome)
+
+    @staticmethod
+    def act(kind: str, slot: StateSlot[Account], n: int) -> None:
+        if kind == "login":
+            slot.state = Account(f"user{n % 7}")
+        elif slot.state is not None:
+            slot.state = msgspec.structs.replace(slot.state, visits=slot.state.visits + 1)
+
+    def run_sync(self) -> None:
+        n = 0
+        while not self.stopping.is_set():
+            kind, cookie = self.plan(n)
+            began = time.monotonic()
+            slot = begin_sync(self.binding, [] if cookie is None else [cookie])
+            self.act(kind, slot, n)
+            self.record(kind, cookie, began, slot, finish_sync(self.binding, slot))
+            n += 1
+            time.sleep(self.pause)
+
+    async def run_async(self) -> None:
+        n = 0
+        while not self.stopping.is_set():
+            kind, cookie = self.plan(n)
+            began = time.monotonic()
+            slot = await begin_async(self.binding, [] if cookie is None else [cookie])
+            self.act(kind, slot, n)
+            self.record(kind, cookie, began, slot, await finish_async(self.binding, slot))
+            n += 1
+            await asyncio.sleep(self.pause)
+
+    @property
+    def target(self) -> Any:
+        return self.run_sync if self.mode == "sync" else lambda: asyncio.run(self.run_async())
+
+    def __enter__(self) -> Traffic:
+        self.thread = threading.Thread(target=self.target, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        self.thread.join(30)
+        assert not self.thread.is_alive()
+
+    def wait_for(self, count: int, deadline: float = 30.0) -> None:
+        """Wait until ``count`` more requests have finished."""
+        target, end = len(self.outcomes) + count, time.monotonic() + deadline
+        while len(self.outcomes) < target:
+            assert time.monotonic() < end, "the traffic stalled"
+            time.sleep(0.01)
+
+
+def binding_for(store: Witness) -> Binding[Account]:
+    handler = server_stored(store, fixed_keyring(1), name="sid", principal=lambda s: s.user)
+    return Binding(ACCOUNT, handler, time.time)
+
+
+def report(title: str, numbers: dict[str, Any]) -> None:
+    print(f"\n{title}: " + ", ".join(f"{k}={v}" for k, v in numbers.items()))
+
+
+@pytest.fixture
+def server() -> Iterator[RedisServer]:
+    started = RedisServer(Path(tempfile.mkdtemp(prefix="clientstate-redis-fault-")), persistent=True).start()
+    yield started
+    started.destroy()
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM", "SIGSTOP"])
+def test_an_outage_is_store_unavailable_in_bounded_time_and_loses_nothing_acknowledged(
+    server: RedisServer, mode: str, how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, "clientstate")
+    store = RedisStore(url=server.url, prefix="fault:", timeout=TIMEOUT)
+    witness = Witness(store)
+    with Traffic(binding_for(witness), mode) as traffic:
+        traffic.wait_for(200)
+        down_at = time.monotonic()
+        assert server.process is not None
+        if how == "SIGSTOP":  # hung, not dead: every call waits for its timeout
+            server.process.send_signal(signal.SIGSTOP)
+        else:
+            server.kill(getattr(signal, how))
+        time.sleep(OUTAGE)
+        up_at = time.monotonic()
+        if how == "SIGSTOP":
+            server.process.send_signal(signal.SIGCONT)
+        else:
+            server.start()  # the same port, the same append-only file
+        answering_at = time.monotonic()
+        traffic.wait_for(100)
+    during = [o for o in traffic.outcomes if o.began < answering_at and o.began + o.seconds > down_at]
+    failed = [o for o in traffic.outcomes if o.unavailable]
+    after = [o for o in traffic.outcomes if o.began >= answering_at]
+    first_ok = next(o for o in after if o.ok)
+    lost = witness.lost()
+    numbers = {
+        "requests before": sum(1 for o in traffic.outcomes if o.began + o.seconds <= down_at),
+        "during outage": len(during),
+        "errors during outage": sum(o.unavailable for o in during),
+        "errors after restart": sum(o.unavailable for o in after),
+        "max time to store_unavailable s": round(max(o.seconds for o in failed), 3),
+        "median time to error s": round(sorted(o.seconds for o in failed)[len(failed) // 2], 3),
+        "restart s": round(answering_at - up_at, 3),
+        "recovery s (server answering -> first success)": round(first_ok.began + first_ok.seconds - answering_at, 3),
+        "acknowledged sessions": len(witness.acked),
+        "sessions lost": len(lost),
+    }
+    report(f"Redis fault {how} ({mode})", numbers)
+    assert failed, "no request met the outage"
+    assert all(o in during for o in failed), numbers  # every failure is the outage's
+    assert all(o.seconds < TIMEOUT + 1 for o in failed), numbers
+    assert all(o.lines == [] for o in failed)  # the cookie kept: never a deletion, never a new one
+    assert not any("Max-Age=0" in line for o in traffic.outcomes for line in o.lines)
+    assert all(o.ok for o in after[-50:])  # working again
+    assert lost == []
+    store.close()
+
+
+# --- a Redis Cluster losing one master -------------------------------------------------------------------
+
+
+@pytest.fixture
+def persistent_cluster() -> Iterator[LocalCluster]:
+    started = LocalCluster(persistent=True).start()
+    yield started
+    started.stop()
+
+
+def node_serving(cluster: LocalCluster, key: bytes) -> int:
+    """The index (in ``cluster.nodes``) of the master serving ``key``, from the client's own slot table."""
+    import redis.cluster
+
+    client = redis.cluster.RedisCluster(host="127.0.0.1", port=cluster.nodes[0].port)
+    try:
+        node = client.get_node_from_key(key)  # type: ignore[no-untyped-call]
+        return next(n for n, server in enumerate(cluster.nodes) if server.port == node.port)
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_cluster_losing_a_master_fails_only_its_slots_and_recovers(
+    persistent_cluster: LocalCluster, mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "clientstate")
+    cluster = persistent_cluster
+    store = RedisStore(url=f"redis://{cluster.nodes[0].address}", cluster=True, prefix="cfault:", timeout=TIMEOUT)
+    witness = Witness(store)
+    binding = binding_for(witness)
+    traffic = Traffic(binding, mode)
+    loop = asyncio.new_event_loop()
+
+    def run(cookie: str | None, kind: str, n: int) -> Outcome:
+        async def go() -> tuple[StateSlot[Account], list[str]]:
+            slot = await begin_async(binding, [] if cookie is None else [cookie])
+            traffic.act(kind, slot, n)
+            return slot, await finish_async(binding, slot)
+
+        began = time.monotonic()
+        if mode == "sync":
+            slot = begin_sync(binding, [] if cookie is None else [cookie])
+            traffic.act(kind, slot, n)
+            lines = finish_sync(binding, slot)
+        else:
+            slot, lines = loop.run_until_complete(go())
+        traffic.record(kind, cookie, began, slot, lines)
+        return traffic.outcomes[-1]
+
+    for n in range(60):
+        assert run(None, "login", n).ok
+    sessions = list(traffic.cookies)
+    owner = {cookie: node_serving(cluster, store.key(traffic.sid(cookie))) for cookie in sessions}
+    victim = cluster.nodes[1]
+    dead = {cookie for cookie in sessions if owner[cookie] == 1}
+    index_on_victim = {f"user{n}" for n in range(7) if node_serving(cluster, store.index_key(f"user{n}")) == 1}
+    assert 0 < len(dead) < len(sessions)
+    victim.kill(signal.SIGKILL)
+    down = [run(cookie, "visit", n) for n, cookie in enumerate(sessions)]
+    logins = [run(None, "login", n) for n in range(30)]  # new ids land in every slot; indexes on the victim too
+    failed = [o for o, cookie in zip(down, sessions, strict=True) if cookie in dead]
+    alive = [o for o, cookie in zip(down, sessions, strict=True) if cookie not in dead]
+    assert all(o.unavailable and o.lines == [] for o in failed)  # store_unavailable, the cookie kept
+    assert all(o.ok for o in alive)  # the other masters keep serving their slots
+    assert all(o.seconds < TIMEOUT + 1 for o in [*failed, *alive])
+    made = [o for o in logins if o.ok]
+    assert 0 < len(made) < len(logins)
+    index_warnings = sum("principal index" in r.getMessage() for r in caplog.records)
+    restarted_at = time.monotonic()
+    victim.start()
+    cluster.wait_ok()
+    ok_at = time.monotonic()
+    probe = next(iter(dead))
+    recovered = None
+    while recovered is None or not recovered.ok:
+        assert time.monotonic() - ok_at < 30, "the cluster client did not recover"
+        recovered = run(probe, "visit", 0)
+    recovery = recovered.began + recovered.seconds - ok_at
+    again = [run(cookie, "visit", n) for n, cookie in enumerate(sessions)]
+    assert all(o.ok for o in again)
+    lost = witness.lost()
+    report(f"Redis Cluster fault, one master of 3 SIGKILLed ({mode})", {
+        "sessions": len(sessions),
+        "in the dead master's slots": len(failed),
+        "errors during outage (visits)": sum(o.unavailable for o in down),
+        "logins during outage ok/failed": f"{len(made)}/{len(logins) - len(made)}",
+        "principal indexes on the dead master": len(index_on_victim),
+        "index warnings logged": index_warnings,
+        "max time to store_unavailable s": round(max(o.seconds for o in failed), 3),
+        "max time of a surviving-slot request s": round(max(o.seconds for o in alive), 3),
+        "master restart + cluster_state:ok s": round(ok_at - restarted_at, 3),
+        "recovery s (cluster ok -> first success in its slots)": round(recovery, 3),
+        "acknowledged sessions": len(witness.acked),
+        "sessions lost": len(lost),
+    })
+    assert lost == []
+    expected_warnings = sum(1 for n, o in enumerate(logins) if o.ok and f"user{n % 7}" in index_on_victim)
+    assert index_warnings == expected_warnings  # an index write lost is logged, and never failed its request
+    loop.run_until_complete(store.aclose())
+    loop.close()
+    store.close()
