@@ -347,3 +347,24 @@ def test_bindings_and_handlers_are_immutable(handler: ClientStored) -> None:
         binding.handler = handler
     with pytest.raises(AttributeError, match=r"immutable.*new handler"):
         handler.keyring = fixed_keyring(2)
+
+
+@pytest.mark.parametrize("reading", [float("nan"), float("inf"), float("-inf"), 0.0, -5.0, 1e12])
+def test_a_broken_clock_is_refused_on_the_first_request_not_trusted(handler: ClientStored, reading: float) -> None:
+    # NaN compares false with every deadline: trusting it would keep expired tokens alive.
+    binding = Binding(ACCOUNT, handler, lambda: reading)
+    with pytest.raises(ConfigurationError, match=r"the clock returned .*seconds since the Unix epoch"):
+        binding.begin(["cs=x"])
+
+
+def test_assigning_none_over_an_ambiguous_load_is_a_logout_that_clears_the_cookie(handler: ClientStored) -> None:
+    binding, cookie = start(handler, Account(1, "ada"))
+    untouched = binding.begin([f"{cookie}; {cookie}"])
+    assert untouched.error is not None
+    assert untouched.error.kind.value == "ambiguous"
+    assert binding.finish(untouched) == []  # reading only: a planted copy cannot make us delete the real one
+    logout = binding.begin([f"{cookie}; {cookie}"])
+    logout.state = None  # explicit, even though the state is already None
+    (line,) = binding.finish(logout)
+    assert line.startswith("cs=;")
+    assert "Max-Age=0" in line

@@ -87,6 +87,17 @@ _FAILED: Final = (
 _KEEP_COOKIE: Final = frozenset((ErrorKind.AMBIGUOUS, ErrorKind.STORE_UNAVAILABLE, ErrorKind.SESSION_MOVED))
 
 
+#: A clock reading at or past this (seconds; the year 5138) is refused, as are NaN, infinity and readings <= 0.
+_CLOCK_LIMIT: Final = 1e11
+
+
+def _bad_clock(now: object) -> ConfigurationError:
+    return ConfigurationError(
+        f"the clock returned {now!r}: it must return seconds since the Unix epoch, a finite number above 0 "
+        "(like time.time())"
+    )
+
+
 class Binding(Immutable, Generic[T]):
     """A state descriptor bound to a handler and a clock: the sans-I/O core of setup().
 
@@ -151,6 +162,8 @@ class Binding(Immutable, Generic[T]):
         handler needs store I/O (use :meth:`begin_plan`).
         """
         now = self.clock()
+        if not 0 < now < _CLOCK_LIMIT:  # also false for NaN: a broken clock must not stop expiry
+            raise _bad_clock(now)
         if not cookie_headers:
             return StateSlot(self, Loaded.absent(), now)
         return StateSlot(self, self._pure().load(self.descriptor, RequestCookies(cookie_headers), now), now)
@@ -275,6 +288,8 @@ class Binding(Immutable, Generic[T]):
         """The plan that loads the state with a store-backed handler (run it with ``clientstate._core.flow``)."""
         handler = self._planned()
         now = self.clock()
+        if not 0 < now < _CLOCK_LIMIT:
+            raise _bad_clock(now)
         loaded = yield from handler.load_plan(self.descriptor, RequestCookies(cookie_headers), now)
         return StateSlot(self, loaded, now)
 

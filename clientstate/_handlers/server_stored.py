@@ -49,7 +49,7 @@ from typing import Any, Final, TypeVar
 
 import msgspec
 
-from clientstate._core.config import MAX_SECONDS, check_callable, check_seconds, check_type, checked
+from clientstate._core.config import MAX_SECONDS, check_callable, check_int, check_seconds, check_type, checked
 from clientstate._core.cookies import CookieAttributes, CookieWriter, RequestCookies
 from clientstate._core.errors import (
     AMBIGUOUS_COOKIE,
@@ -584,7 +584,7 @@ def server_stored(
             own HKDF subkeys, ``sid`` and ``record``).
         name: the cookie name (an RFC 9110 token; ``__Host-`` recommended).
         idle_timeout: seconds without a request before the session ends
-            (default 7 days, 1 s to 2**32 s).
+            (default 7 days, 2 s to 2**32 s).
         absolute_timeout: seconds after creation (or the last id rotation)
             when the session ends whatever its activity (default 30 days); at
             least ``idle_timeout``.
@@ -616,8 +616,8 @@ def server_stored(
     attributes = CookieAttributes() if attributes is None else attributes
     check_type(attributes, CookieAttributes, "attributes")
     attributes.check_name(name)
-    check_seconds(idle_timeout, "idle_timeout")
-    check_seconds(absolute_timeout, "absolute_timeout")
+    check_seconds(idle_timeout, "idle_timeout", 2)  # room for a touch_interval of 1 s below it
+    check_seconds(absolute_timeout, "absolute_timeout", 2)
     if absolute_timeout < idle_timeout:
         raise ConfigurationError(
             f"absolute_timeout ({absolute_timeout} s) must be at least idle_timeout ({idle_timeout} s)"
@@ -626,12 +626,14 @@ def server_stored(
         touch_interval = max(1, idle_timeout // 10)
     check_seconds(touch_interval, "touch_interval", 1, MAX_SECONDS)
     if touch_interval >= idle_timeout:
-        raise ConfigurationError(f"touch_interval ({touch_interval} s) must be shorter than idle_timeout")
+        raise ConfigurationError(
+            f"touch_interval ({touch_interval} s) must be shorter than idle_timeout ({idle_timeout} s)"
+        )
     check_seconds(rotation_grace, "rotation_grace", 0, 3600)
     if principal is not None:
         check_callable(principal, "principal", "principal(state) -> str | None")
     check_type(rotate_on_principal_change, bool, "rotate_on_principal_change")
-    check_seconds(max_state_bytes, "max_state_bytes", 1024, 1 << 30)
+    check_int(max_state_bytes, "max_state_bytes", 1024, 1 << 30, "bytes")
     handler = object.__new__(ServerStored)
     handler._set(
         store=store,
