@@ -7,6 +7,9 @@ Run: ``.venv/bin/python bench/live.py [--sessions 10000] [--stores memory,sqlite
   and after its connection ended (detached); one process, one measurement.
 * **Eviction throughput**: detached sessions evicted per second when a new
   connection arrives at ``max_sessions`` (each eviction writes the session first).
+* **Persist pass**: seconds for one write-behind pass over N live sessions
+  (``MemoryStore``): all changed, none changed, none changed but due for the
+  touch that keeps a quiet session's stored record alive.
 * **Shutdown**: seconds for ``SessionManager.shutdown`` to save N sessions in
   one atomic batch, per store (a ``MemoryStore`` also writes its snapshot file).
 
@@ -128,6 +131,25 @@ async def eviction_rate(count: int) -> float:
     return count / elapsed
 
 
+async def persist_pass(count: int) -> tuple[float, float, float]:
+    """Seconds for one persist pass over ``count`` live sessions on a ``MemoryStore``: all changed
+    (written), none changed and not due (nothing sent), none changed but due for a touch (deadline pushed on)."""
+    now = [time.time()]
+    manager = SessionManager(MemoryStore(), Keyring(generate_key(1)), max_sessions=count * 2, max_per_ip=count,
+                             clock=lambda: now[0])
+    app = manager.websocket(COUNTER, _app, initial=Counter)
+    connections = await _open(app, count)
+    timings = []
+    for advance in (0.0, 0.0, manager.persist_interval * 1.5):
+        now[0] += advance
+        started = time.perf_counter()
+        await manager.persist()
+        timings.append(time.perf_counter() - started)
+    for connection in connections:
+        await connection.close()
+    return timings[0], timings[1], timings[2]
+
+
 async def shutdown_time(make: Callable[[], Store], count: int, snapshot: Path | None) -> float:
     """Seconds for ``shutdown`` to save ``count`` live sessions."""
     store = make()
@@ -165,6 +187,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "bytes_per_live_connection_all": round(live_all),
         "bytes_per_detached_session": round(detached),
         "evictions_per_second": round(await eviction_rate(args.sessions)),
+        "persist_pass_seconds": [round(t, 3) for t in await persist_pass(args.sessions)],
         "shutdown_seconds": {},
     }
     with tempfile.TemporaryDirectory() as directory:
@@ -193,6 +216,10 @@ def main() -> int:
     print(f"| memory per live connection, in-process transport included | {with_transport:,} B |")
     print(f"| memory per detached session | {report['bytes_per_detached_session']:,} B |")
     print(f"| evictions per second at the limit | {report['evictions_per_second']:,} |")
+    written, idle, touched = report["persist_pass_seconds"]
+    print(f"| persist pass, every session changed (written) | {written:.3f} s |")
+    print(f"| persist pass, nothing changed (nothing sent) | {idle:.3f} s |")
+    print(f"| persist pass, nothing changed, deadlines due (touched) | {touched:.3f} s |")
     for name, seconds in report["shutdown_seconds"].items():
         value = f"{seconds:.3f} s" if isinstance(seconds, float) else seconds
         print(f"| shutdown, {name} | {value} |")

@@ -83,8 +83,11 @@ _FAILED: Final = (
 
 #: Load errors after which the response leaves the cookie alone unless the application assigns ``None``:
 #: deleting could hand the request to a planted copy (ambiguous), log a user out over a store blip
-#: (store_unavailable), or delete the newer cookie the browser holds (session_moved).
-_KEEP_COOKIE: Final = frozenset((ErrorKind.AMBIGUOUS, ErrorKind.STORE_UNAVAILABLE, ErrorKind.SESSION_MOVED))
+#: (store_unavailable), delete the newer cookie the browser holds (session_moved), or log users out in a
+#: rolling deploy while servers of the older release still write the older shape (schema_mismatch).
+_KEEP_COOKIE: Final = frozenset(
+    (ErrorKind.AMBIGUOUS, ErrorKind.STORE_UNAVAILABLE, ErrorKind.SESSION_MOVED, ErrorKind.SCHEMA_MISMATCH)
+)
 
 
 #: A clock reading at or past this (seconds; the year 5138) is refused, as are NaN, infinity and readings <= 0.
@@ -301,7 +304,10 @@ class Binding(Immutable, Generic[T]):
         """
         handler = self._planned()
         change = self.decide(slot)
-        return (yield from handler.save_plan(self.descriptor, slot.loaded, change, slot.now))
+        now = self.clock()  # the store judges the write at its own time: a slow request cannot outlive a deadline
+        if not 0 < now < _CLOCK_LIMIT:
+            raise _bad_clock(now)
+        return (yield from handler.save_plan(self.descriptor, slot.loaded, change, now))
 
     @property
     def store(self) -> Any:

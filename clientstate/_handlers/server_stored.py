@@ -25,7 +25,7 @@ of :mod:`clientstate._core.store` and receive their results;
   ``msgspec.Struct`` or ``dict`` state, the fields (keys) this request changed
   are applied onto the fresh state, so changes to different fields both
   persist and a field changed by both takes this request's value; any other
-  state type is replaced whole. Up to three attempts, then the write is given
+  state type is replaced whole. Up to eight attempts, then the write is given
   up and logged (``clientstate`` logger, warning). No attempt writes a state
   that does not encode as the type (no torn state).
 * **Id rotation.** ``slot.rotate_id()`` — and, by default, any change of the
@@ -84,6 +84,8 @@ DEFAULT_ABSOLUTE_TIMEOUT: Final = 30 * 24 * 3600
 #: Default state size limit, bytes: 1 MiB.
 DEFAULT_MAX_STATE_BYTES: Final = 1 << 20
 _ATTEMPTS: Final = 3
+#: Compare-and-set attempts of one write before it is given up (logged): each retry re-reads and merges.
+_WRITE_ATTEMPTS: Final = 8
 
 log = logging.getLogger("clientstate")
 
@@ -385,8 +387,12 @@ class ServerStored(Immutable):
                     except StoreUnavailable:
                         current = None  # still delete the id the cookie names
                     yield Delete(sid)
-                    genuine = current is not None and codec.open_tombstone(current) is not None
-                    sid = current.moved_to if current is not None and genuine else None
+                    # Only a tombstone the load would follow (genuine, not a login's, in its grace) leads on: an id
+                    # from before a login, or past the grace, must not log the newer session out.
+                    followed = (
+                        current is not None and now < current.idle_deadline and codec.open_tombstone(current) is True
+                    )
+                    sid = current.moved_to if followed and current is not None else None
                 if isinstance(session, SessionRef) and session.record.sid != session.cookie_sid:
                     yield Delete(session.record.sid)
             except StoreUnavailable as exc:
@@ -460,7 +466,7 @@ class ServerStored(Immutable):
             return self._cookie_lines(ref, record, now)  # only the cookie is under an older key
         moved = ref.moved
         base: Any = _UNDECODED
-        for _ in range(_ATTEMPTS):
+        for _ in range(_WRITE_ATTEMPTS):
             principal = record.principal if unrequested else self._principal_of(value)
             login = self.rotate_on_principal_change and principal != record.principal
             if not unrequested and (login or (change.rotate and not moved)):
@@ -486,7 +492,10 @@ class ServerStored(Immutable):
             fresh = yield from self._reread(descriptor, record.sid, now)
             if isinstance(fresh, LoadError):
                 if fresh.kind is ErrorKind.SESSION_MOVED:
-                    log.info("clientstate: the session of %r moved to a new id during the request", descriptor.name)
+                    log.warning(
+                        "clientstate: state %r not saved: a login moved the session to a new id during the request "
+                        "(the old id does not reach it)", descriptor.name,
+                    )
                     return []  # the browser gets (or has) the new cookie; leave it
                 log.info("clientstate: the session of %r ended during the request; not saved", descriptor.name)
                 return [self._writer.delete_cookie(self.name)]
@@ -497,7 +506,8 @@ class ServerStored(Immutable):
             value = _merge(descriptor, base, change.value, theirs)
             payload = descriptor.encode(value)
         log.warning(
-            "clientstate: state %r not saved after %d conflicting writes to one session", descriptor.name, _ATTEMPTS
+            "clientstate: state %r not saved after %d conflicting writes to one session", descriptor.name,
+            _WRITE_ATTEMPTS,
         )
         return []
 

@@ -3,6 +3,8 @@
 Run it with ``python -m clientstate demo [--host H] [--port P] [--interface asgi|wsgi]
 [--store memory|sqlite|redis|postgres|URL]``. ASGI is served by uvicorn, WSGI by
 waitress (both production servers, from ``pip install 'clientstate[demo]'``).
+Under ASGI the page also has a live panel, a counter in a live session over
+the WebSocket ``/ws/live`` (:mod:`clientstate.demo.live`).
 
 Without ``--store`` the state lives in the cookie (``client_stored``). With
 it, the state lives in the store and the cookie carries a signed session id
@@ -32,6 +34,7 @@ from clientstate._handlers.client_stored import ClientStored, client_stored
 from clientstate._handlers.server_stored import ServerStored, server_stored
 from clientstate.demo.api import DEMO_STATE, DemoState
 from clientstate.demo.apps import make_asgi_app, make_wsgi_app
+from clientstate.demo.live import LiveDemo, make_live
 
 __all__ = [
     "COOKIE_NAME",
@@ -242,7 +245,8 @@ def run(
         ValueError: unknown ``interface``.
         KeyFormatError: ``CLIENTSTATE_KEYS`` is set but invalid.
         ConfigurationError: a bad ``store`` (unknown scheme, missing client
-            library), or ``encrypted`` together with a ``store``.
+            library), ``encrypted`` together with a ``store``, or a bad
+            ``CLIENTSTATE_DEMO_TRUSTED_PROXIES`` / ``CLIENTSTATE_DEMO_PERSIST_INTERVAL``.
         SystemExit: uvicorn (``asgi``) or waitress (``wsgi``) is not installed.
         OSError: the address cannot be bound.
     """
@@ -270,15 +274,19 @@ def run(
             say(f"state {DEMO_STATE.name!r} in the store, cookie {COOKIE_NAME!r} holds a signed session id; "
                 f"principal: the state's user")
         if interface == "wsgi":
+            say("live: the live panel (/ws/live) needs a WebSocket: run with --interface asgi")
             _serve_wsgi(handler, host, port, say)
         else:
-            _serve_asgi(handler, host, port, say, opened)
+            live = make_live(handler.keyring, opened, dict(os.environ if environ is None else environ), say)
+            _serve_asgi(handler, host, port, say, opened, live)
     finally:
         if opened is not None:
             opened.close()
 
 
-def _serve_asgi(handler: AnyHandler, host: str, port: int, say: Callable[[str], None], store: Store | None) -> None:
+def _serve_asgi(
+    handler: AnyHandler, host: str, port: int, say: Callable[[str], None], store: Store | None, live: LiveDemo,
+) -> None:
     try:
         import uvicorn
     except ImportError:
@@ -292,7 +300,7 @@ def _serve_asgi(handler: AnyHandler, host: str, port: int, say: Callable[[str], 
     sock.bind((host, port))
     sock.listen(2048)  # connections wait in the backlog while the lifespan starts: none is refused
     bound_port = sock.getsockname()[1]
-    app = make_asgi_app(handler, on_shutdown=None if store is None else store.aclose)
+    app = make_asgi_app(handler, on_shutdown=None if store is None else store.aclose, live=live)
     config = uvicorn.Config(app, log_level="warning", lifespan="on")
     say(f"serving http://{_url_host(host)}:{bound_port}/ (asgi, uvicorn) - Ctrl+C stops")
     uvicorn.Server(config).run(sockets=[sock])

@@ -39,7 +39,7 @@ from typing import Annotated, Any, Final, Literal
 import msgspec
 
 from clientstate import sudo
-from clientstate._core.errors import StoreUnavailable
+from clientstate._core.errors import ErrorKind, StoreUnavailable
 from clientstate._core.slot import StateSlot
 from clientstate._core.state import State
 from clientstate._core.store import SessionInfo
@@ -155,6 +155,8 @@ def handle_api(method: str, path: str, body: bytes, slot: StateSlot[DemoState]) 
             login = msgspec.json.decode(body, type=LoginBody)
         except msgspec.DecodeError as exc:
             return _bad_body(exc)
+        if slot.error is not None and slot.error.kind is ErrorKind.STORE_UNAVAILABLE:
+            return _no_state(slot)  # a session made now would not be saved (and could replace the real one)
         slot.state = DemoState(user=login.user)
         _new_privilege(slot)
         return 200, {"state": _state_json(slot.state)}
@@ -164,7 +166,7 @@ def handle_api(method: str, path: str, body: bytes, slot: StateSlot[DemoState]) 
     if path == "/api/admin":
         return 200, {"ok": True}
     if state is None:
-        return 401, {"error": "login_required"}
+        return _no_state(slot)
     if path == "/api/visit":
         slot.state = msgspec.structs.replace(state, visits=min(state.visits + 1, MAX_VISITS))
         return 200, {"state": _state_json(slot.state)}
@@ -225,7 +227,7 @@ def sessions_api(method: str, path: str, slot: StateSlot[DemoState], *, has_stor
         return _NEEDS_STORE
     state = slot.state
     if state is None:
-        return 401, {"error": "login_required"}
+        return _no_state(slot)
     if path == "/api/sessions":
         infos: list[SessionInfo] = yield SessionsCall("list", state.user)
         current = slot.session_handle
@@ -233,6 +235,14 @@ def sessions_api(method: str, path: str, slot: StateSlot[DemoState], *, has_stor
     ended: int = yield SessionsCall("end", state.user)  # this session too: then the cookie goes as well
     slot.state = None
     return 200, {"state": None, "ended": ended}
+
+
+def _no_state(slot: StateSlot[DemoState]) -> Reply:
+    """401 for a request without a session; 503 when the store could not say whether there is one."""
+    error = slot.error
+    if error is not None and error.kind is ErrorKind.STORE_UNAVAILABLE:
+        return 503, {"error": "store_unavailable", "detail": error.detail}
+    return 401, {"error": "login_required"}
 
 
 def _unavailable(exc: StoreUnavailable) -> Reply:

@@ -39,6 +39,7 @@ from clientstate.demo.api import (
     sessions_api,
 )
 from clientstate.demo.http import lifespan, read_asgi_body, read_wsgi_body, status_line
+from clientstate.demo.live import LIVE_PATH, LiveDemo
 from clientstate.demo.transactions import Transactions, is_tx_path
 
 __all__ = ["make_asgi_app", "make_wsgi_app"]
@@ -115,17 +116,28 @@ def make_wsgi_app(handler: AnyHandler, clock: Clock = time.time) -> wsgi.WSGIApp
 
 
 def make_asgi_app(
-    handler: AnyHandler, clock: Clock = time.time, *, on_shutdown: Callable[[], Awaitable[None]] | None = None
+    handler: AnyHandler, clock: Clock = time.time, *, on_shutdown: Callable[[], Awaitable[None]] | None = None,
+    live: LiveDemo | None = None,
 ) -> asgi.ASGIApp:
     """The demo as an ASGI application, state handled by ``handler``.
 
     ``on_shutdown`` (if given) is awaited at the end of the lifespan, after the
     transactions stop: the demo closes its store's async clients there.
+    ``live`` (if given) serves the live panel's WebSocket at ``/ws/live``
+    (:mod:`clientstate.demo.live`); the lifespan starts its manager and, at
+    shutdown, saves every live session before anything else stops.
     """
     tx = _transactions(handler)  # started and shut down by the lifespan (or started by its first request)
     sessions = AsyncSessions(handler) if isinstance(handler, ServerStored) else None
 
+    async def startup() -> None:
+        await tx.startup()
+        if live is not None:
+            await live.startup()
+
     async def shutdown() -> None:
+        if live is not None:
+            await live.shutdown()  # first: the store must still be open
         await tx.shutdown()
         if on_shutdown is not None:
             await on_shutdown()
@@ -170,7 +182,10 @@ def make_asgi_app(
 
     async def app(scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
         if scope["type"] == "lifespan":
-            await lifespan(receive, send, tx.startup, shutdown)
+            await lifespan(receive, send, startup, shutdown)
+            return
+        if scope["type"] == "websocket" and live is not None and scope["path"] == LIVE_PATH:
+            await live.app(scope, receive, send)
             return
         if scope["type"] != "http":
             return

@@ -26,13 +26,28 @@ Limits, each configurable, a non-positive or missing value meaning the default:
 * ``max_per_ip`` (100): live + detached sessions per client address group
   (:mod:`clientstate.live.address`: IPv6 by /64, forwarding headers only from
   ``trusted_proxies``); the next one is refused (``too_many_sessions_from_ip``).
+* ``max_unaddressed`` (default: ``max_sessions``): connections with no client
+  address at all (ASGI ``client`` is ``None``, as over a Unix socket) are one
+  separate group, ``"unknown"``, with this limit of its own instead of
+  ``max_per_ip`` — behind a Unix-socket proxy every client arrives without an
+  address, and 100 would cap the whole site. Set it to bound them; over the
+  limit they are refused as ``too_many_sessions_from_ip``.
+* Refusal kinds are stable: ``too_many_sessions_from_ip``,
+  ``max_sessions_reached``, ``manager_stopped``, and ``no_room_to_resume`` —
+  a token whose session is only in the store (evicted, or from before a
+  restart) arrived at ``max_sessions`` with nobody to evict; the session stays
+  in the store, resumable within its window once room is made.
 * A refused handshake is accepted and closed at once with code 1013 (try again
   later) and the reason set to the refusal's kind; after :meth:`SessionManager.shutdown`
   every new connection is refused with ``manager_stopped``.
 
 Persistence: every ``persist_interval`` (30 s) the sessions whose state
 changed since they were last written are written (so a ``kill -9`` loses at
-most the changes of one interval); with a shared store (Redis, PostgreSQL,
+most the changes of one interval); a session whose state became ``None`` (a
+logout, a clear) has its stored record deleted, so the old state never comes
+back; an unchanged live session's record is only *touched* (its idle deadline
+pushed on, no state written) once per interval, so a long quiet connection
+stays resumable after a crash; with a shared store (Redis, PostgreSQL,
 MySQL — ``store.shared``) a session is also written through when its
 connection ends. Every ``cleanup_interval`` (60 s, ±10 % jitter) detached
 sessions past their window leave memory. :meth:`SessionManager.shutdown`
@@ -57,7 +72,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any, Final, Generic, Literal, TypeVar
-from urllib.parse import parse_qs
+from urllib.parse import unquote_plus
 
 from clientstate._core.binding import Clock
 from clientstate._core.config import check_callable, check_type
@@ -67,9 +82,9 @@ from clientstate._core.keys import Keyring
 from clientstate._core.record import RecordCodec
 from clientstate._core.session_id import SessionIdCodec, handle_of
 from clientstate._core.state import State
-from clientstate._core.store import Create, Get, PutAll, Record, Store, Update, UpdateResult
+from clientstate._core.store import Create, Delete, Get, PutAll, Record, Store, Touch, Update, UpdateResult
 from clientstate._core.value import Value
-from clientstate.live.address import client_address, group_of, parse_networks
+from clientstate.live.address import UNKNOWN, client_address, group_of, parse_networks
 from clientstate.live.snapshot import SnapshotError, read_snapshot, write_snapshot
 
 __all__ = ["LiveSlot", "ManagerStats", "Refusal", "SessionManager", "get_live"]
@@ -91,6 +106,7 @@ _DEFAULTS: Final = {
     "persist_interval": 30,
     "cleanup_interval": 60,
     "max_lifetime": 7 * 24 * 3600,
+    "max_unaddressed": math.nan,  # NaN: max_sessions (only the global cap)
 }
 #: The WebSocket close code of a refused handshake: 1013, try again later (RFC 6455 §7.4.1, IANA registry).
 TRY_AGAIN_LATER: Final = 1013
@@ -100,7 +116,7 @@ RESUME_PARAMETER: Final = "live_session"
 
 class Refusal(Value, frozen=True):
     """Why a new live session was refused: ``kind`` is ``too_many_sessions_from_ip``,
-    ``max_sessions_reached`` or ``manager_stopped``."""
+    ``max_sessions_reached``, ``no_room_to_resume`` or ``manager_stopped``; ``detail`` says more."""
 
     kind: str
     detail: str = ""
@@ -113,7 +129,8 @@ class ManagerStats(Value, frozen=True):
         total: sessions in memory (live + detached).
         live: sessions with an open connection.
         detached: sessions whose connection ended, kept for ``resume_window``.
-        unique_ips: distinct address groups among the sessions in memory.
+        unique_ips: distinct address groups among the sessions in memory (the
+            connections without an address, if any, count as one group).
         evictions: evicted detached sessions by kind, ``{"anonymous": n, "authenticated": n}``.
         refusals: refused connections by reason.
         resumed: reconnects that got their session back (from memory or the store).
@@ -132,8 +149,8 @@ class _Session:
     """One live or detached session in memory (the manager's bookkeeping; not for applications)."""
 
     __slots__ = (
-        "binding", "created_at", "detached_at", "evicting", "group", "last_active", "principal", "saved", "sid",
-        "value", "version",
+        "binding", "created_at", "deadline", "detached_at", "evicting", "group", "last_active", "principal", "saved",
+        "sid", "value", "version",
     )
 
     def __init__(self, binding: _Bound[Any], sid: bytes, value: Any, group: str, now: float) -> None:
@@ -146,6 +163,7 @@ class _Session:
         self.detached_at: float | None = None
         self.version = 0  # the stored record's version; 0: never stored
         self.saved: bytes | None = None  # the payload last written
+        self.deadline = 0  # the stored record's idle deadline (seconds since the epoch); 0: never stored
         self.principal: str | None = None
         self.evicting: asyncio.Event | None = None
 
@@ -174,6 +192,10 @@ class LiveSlot(Generic[T]):
     @property
     def state(self) -> T | None:
         """The session's state. Assign to change it; in-place changes count too (compared at persist time).
+
+        Assigning ``None`` (a logout, a clear) deletes the session's stored
+        record at the next write (persist pass, disconnect on a shared store,
+        eviction or shutdown): neither a resume nor a restart brings the old state back.
 
         Raises (on assignment):
             StateEncodeError: the value does not encode as the state's type.
@@ -226,9 +248,21 @@ class _Bound(Generic[T]):
         self.key = f"clientstate.live.{descriptor.name}"
 
 
-def _setting(value: int | float | None, name: str) -> float:
-    """A positive setting, or its safe default when unset or non-positive."""
-    if value is None or isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+def _setting(value: object, name: str, *, integer: bool = False) -> float:
+    """A positive setting, or its safe default when unset (``None``) or non-positive.
+
+    Raises:
+        ConfigurationError: ``value`` is of the wrong type (a ``bool``, a ``str``,
+            a float for a count) or is NaN or infinite.
+    """
+    if value is None:
+        return float(_DEFAULTS[name])
+    wanted = "an int" if integer else "a number of seconds (int or float)"
+    if isinstance(value, bool) or not isinstance(value, int | float) or (integer and not isinstance(value, int)):
+        raise ConfigurationError(f"{name} must be {wanted}, got {type(value).__name__} {value!r:.60}")
+    if not math.isfinite(value):
+        raise ConfigurationError(f"{name} must be finite, got {value!r}")
+    if not value > 0:
         return float(_DEFAULTS[name])
     return float(value)
 
@@ -240,6 +274,9 @@ class SessionManager:
         store: where detached sessions are persisted (any store of :mod:`clientstate.stores`).
         keyring: keys for the tokens (subkey ``sid``), the stored state (``record``) and the snapshot.
         max_sessions, max_per_ip: limits (defaults 10,000 and 100).
+        max_unaddressed: the limit of the ``"unknown"`` group, the connections
+            with no client address (a Unix socket, no ASGI ``client``); by
+            default only ``max_sessions`` bounds them (see the module docstring).
         resume_window: seconds a detached session can be resumed (default 300).
         persist_interval: seconds between writes of changed sessions (default 30).
         cleanup_interval: seconds between removals of expired detached sessions (default 60).
@@ -249,8 +286,15 @@ class SessionManager:
         snapshot_path: for a ``MemoryStore``, the file :meth:`shutdown` writes and :meth:`startup` restores.
         clock: seconds since the epoch (default ``time.time``).
 
+    Every limit and interval left unset (``None``) or set to zero or less takes
+    its default (above).
+
     Raises:
-        ConfigurationError: a store that is not a store, a bad eviction policy or proxy entry.
+        ConfigurationError: a store that is not a store, a keyring that is not
+            a :class:`~clientstate.Keyring`; a setting of the wrong type (a
+            ``bool`` or ``str`` or a float where a count is expected, NaN or
+            infinity); an eviction policy other than the three; a bad proxy
+            entry; a ``snapshot_path`` that is not a path; a clock that is not callable.
     """
 
     def __init__(
@@ -260,6 +304,7 @@ class SessionManager:
         *,
         max_sessions: int | None = None,
         max_per_ip: int | None = None,
+        max_unaddressed: int | None = None,
         resume_window: float | None = None,
         persist_interval: float | None = None,
         cleanup_interval: float | None = None,
@@ -272,13 +317,19 @@ class SessionManager:
         if not isinstance(store, Store):
             raise ConfigurationError(f"SessionManager needs a clientstate store, got {type(store).__name__}")
         check_type(keyring, Keyring, "keyring")
-        if eviction not in ("lru", "oldest", "random"):
-            raise ConfigurationError(f"eviction must be 'lru', 'oldest' or 'random', got {eviction!r}")
+        if not isinstance(eviction, str) or eviction not in ("lru", "oldest", "random"):
+            raise ConfigurationError(f"eviction must be 'lru', 'oldest' or 'random', got {eviction!r:.60}")
+        if snapshot_path is not None and not isinstance(snapshot_path, str | Path):
+            raise ConfigurationError(
+                f"snapshot_path must be a str or a Path, got {type(snapshot_path).__name__} {snapshot_path!r:.60}"
+            )
         check_callable(clock, "clock", "clock() -> seconds since the epoch")
         self.store = store
         self.keyring = keyring
-        self.max_sessions = int(_setting(max_sessions, "max_sessions"))
-        self.max_per_ip = int(_setting(max_per_ip, "max_per_ip"))
+        self.max_sessions = int(_setting(max_sessions, "max_sessions", integer=True))
+        self.max_per_ip = int(_setting(max_per_ip, "max_per_ip", integer=True))
+        unaddressed = _setting(max_unaddressed, "max_unaddressed", integer=True)
+        self.max_unaddressed = self.max_sessions if math.isnan(unaddressed) else int(unaddressed)
         self.resume_window = _setting(resume_window, "resume_window")
         self.persist_interval = _setting(persist_interval, "persist_interval")
         self.cleanup_interval = _setting(cleanup_interval, "cleanup_interval")
@@ -290,7 +341,9 @@ class SessionManager:
         self._sessions: dict[bytes, _Session] = {}
         # Detached sessions in detach order, anonymous (True) and authenticated (False), and by age.
         self._detached: dict[bool, dict[bytes, _Session]] = {True: {}, False: {}}
-        self._by_age: list[tuple[int, bytes]] = []
+        # (created_at, detached_at, sid) of detached sessions, for "oldest"; entries of sessions since
+        # resumed or forgotten are stale, skipped when met and compacted away (see _push_age).
+        self._by_age: list[tuple[int, float, bytes]] = []
         self._groups: Counter[str] = Counter()
         self._bound: dict[str, _Bound[Any]] = {}
         self._evictions: Counter[str] = Counter()
@@ -410,6 +463,8 @@ class SessionManager:
                 if isinstance(found, _Session):
                     self._resumed += 1
                     return found, None, True
+                if isinstance(found, Refusal):
+                    return found, None, False
                 error = found
         refusal = await self._make_room(group)
         if refusal is not None:
@@ -418,7 +473,13 @@ class SessionManager:
         self._admit(session)
         return session, error, False
 
-    async def _resume(self, bound: _Bound[Any], sid: bytes, group: str, now: float) -> _Session | LoadError:
+    async def _resume(self, bound: _Bound[Any], sid: bytes, group: str, now: float) -> _Session | LoadError | Refusal:
+        """The session ``sid`` back from memory or the store; why not (a LoadError); or a refusal.
+
+        A session found only in the store needs room in memory: at ``max_sessions``
+        with nobody to evict it is refused as ``no_room_to_resume`` (the client
+        may retry later and still get it back within its window).
+        """
         session = self._sessions.get(sid)
         if session is not None and session.evicting is not None:
             await session.evicting.wait()  # a reconnect racing its eviction: take it from the store
@@ -449,10 +510,13 @@ class SessionManager:
             return value
         refusal = await self._make_room(group)
         if refusal is not None:
-            return LoadError(ErrorKind.STORE_UNAVAILABLE, f"no room to resume it: {refusal.kind}")
+            if refusal.kind == "max_sessions_reached":
+                return Refusal("no_room_to_resume", f"{refusal.detail}; the session stays resumable from the store")
+            return refusal
         session = _Session(bound, sid, value, group, now)
         session.created_at = record.created_at
         session.version = record.version
+        session.deadline = record.idle_deadline
         session.saved = opened[0] if record.schema_version == bound.descriptor.version else None
         session.principal = record.principal
         self._admit(session)
@@ -468,7 +532,28 @@ class SessionManager:
             session.detached_at = now
             session.last_active = now
             self._detached[self._principal(session) is None][session.sid] = session
-            heapq.heappush(self._by_age, (session.created_at, session.sid))
+            if self.eviction == "oldest":
+                self._push_age(session)
+
+    def _push_age(self, session: _Session) -> None:
+        """Index a detached session by age; compact the heap once stale entries outnumber live ones.
+
+        An entry goes stale when its session is resumed or forgotten; stale
+        entries are dropped when met at the top, and all at once here when they
+        exceed the detached sessions (+16): the heap stays under
+        ``2 × detached + 17`` entries, at O(1) amortised cost per detach.
+        """
+        assert session.detached_at is not None
+        heapq.heappush(self._by_age, (session.created_at, session.detached_at, session.sid))
+        detached = len(self._detached[True]) + len(self._detached[False])
+        if len(self._by_age) > 2 * detached + 16:
+            self._by_age = [entry for entry in self._by_age if self._current_age(entry)]
+            heapq.heapify(self._by_age)
+
+    def _current_age(self, entry: tuple[int, float, bytes]) -> bool:
+        """Whether a ``_by_age`` entry still describes a detached session in memory."""
+        session = self._sessions.get(entry[2])
+        return session is not None and session.detached_at == entry[1] and session.created_at == entry[0]
 
     def _forget(self, session: _Session) -> None:
         for queue in self._detached.values():
@@ -480,7 +565,12 @@ class SessionManager:
 
     async def _make_room(self, group: str | None) -> Refusal | None:
         """Check the per-address limit for ``group`` and make room under ``max_sessions`` (evicting)."""
-        if group is not None and self._groups[group] >= self.max_per_ip:
+        if group == UNKNOWN:
+            if self._groups[group] >= self.max_unaddressed:
+                return Refusal(
+                    "too_many_sessions_from_ip", f"{self.max_unaddressed} sessions without a client address already"
+                )
+        elif group is not None and self._groups[group] >= self.max_per_ip:
             return Refusal("too_many_sessions_from_ip", f"{self.max_per_ip} sessions from {group} already")
         while len(self._sessions) >= self.max_sessions:
             victim = self._victim()
@@ -513,15 +603,15 @@ class SessionManager:
     def _oldest(self, queue: dict[bytes, _Session]) -> _Session | None:
         """The first-created session of ``queue``, from the age heap (stale entries dropped on the way)."""
         heap = self._by_age
-        skipped = []
+        skipped: list[tuple[int, float, bytes]] = []
         victim = None
         while heap:
-            created, sid = heap[0]
-            session = self._sessions.get(sid)
-            if session is None or session.detached_at is None or session.created_at != created:
+            entry = heap[0]
+            session = self._sessions.get(entry[2])
+            if session is None or not self._current_age(entry):
                 heapq.heappop(heap)  # gone, resumed, or replaced: stale
                 continue
-            if sid in queue and session.evicting is None:
+            if entry[2] in queue and session.evicting is None:
                 victim = session
                 break
             skipped.append(heapq.heappop(heap))  # the other queue's, or being evicted: keep it
@@ -550,12 +640,25 @@ class SessionManager:
 
     # --- persistence -----------------------------------------------------------------------------------
 
+    def _deadline(self, session: _Session, now: float) -> int:
+        """The idle deadline the stored record of ``session`` should have at ``now``.
+
+        A detached session's record ends ``resume_window`` after the disconnect.
+        A live session's ends ``resume_window + 2 × persist_interval`` from now,
+        and is pushed on (touched) by every persist pass once less than
+        ``resume_window + persist_interval`` is left, so a connection whose state
+        never changes stays resumable from the store after a crash or restart.
+        Never past the absolute deadline (``created_at + max_lifetime``).
+        """
+        if session.detached_at is None:
+            end = math.floor(now) + math.ceil(self.resume_window) + math.ceil(2 * self.persist_interval)
+        else:
+            end = math.floor(session.detached_at) + math.ceil(self.resume_window)
+        return min(end, session.created_at + math.ceil(self.max_lifetime))
+
     def _record(self, session: _Session, payload: bytes, now: float) -> Record:
         moment = math.floor(now)
         descriptor = session.binding.descriptor
-        end = moment + math.ceil(self.resume_window)
-        if session.detached_at is None:  # live: stays resumable until the next persist pass has passed
-            end += math.ceil(2 * self.persist_interval)
         absolute = session.created_at + math.ceil(self.max_lifetime)
         principal = self._principal(session)
         blob = session.binding.records.seal(
@@ -563,22 +666,46 @@ class SessionManager:
         )
         return Record(
             session.sid, session.version + 1, principal, session.created_at, absolute,
-            min(end, absolute), moment, descriptor.version, blob,
+            self._deadline(session, now), moment, descriptor.version, blob,
         )
 
     async def _write(self, session: _Session) -> bool:
-        """Write ``session`` if its state changed since it was last written; ``True`` if it was written.
+        """Bring the stored record of ``session`` up to date; ``True`` if a record was written or deleted.
+
+        * state ``None`` (a logout or clear): the stored record is deleted, so
+          neither a resume nor a restart brings the old state back;
+        * state changed since the last write: the record is written (created
+          the first time, then compare-and-set on its version);
+        * state unchanged: the record is only touched, when its idle deadline
+          falls due (:meth:`_deadline`), and not written again.
 
         Raises:
             StoreUnavailable: the store did not answer (logged).
         """
-        if session.value is None:
-            return False
-        payload = session.binding.descriptor.encode(session.value)
-        if payload == session.saved:
-            return False
-        record = self._record(session, payload, self.clock())
+        now = self.clock()
         try:
+            if session.value is None:
+                if session.version == 0:
+                    return False
+                await perform_async(self.store, Delete(session.sid))  # False (already gone) is as good
+                session.version, session.saved, session.deadline = 0, None, 0
+                return True
+            payload = session.binding.descriptor.encode(session.value)
+            if payload == session.saved and session.version > 0:
+                wanted = self._deadline(session, now)
+                if session.detached_at is None:
+                    due = session.deadline - now < self.resume_window + self.persist_interval
+                else:
+                    due = session.deadline != wanted
+                if not due:
+                    return False
+                if await perform_async(self.store, Touch(session.sid, wanted, math.floor(now))):
+                    session.deadline = wanted
+                    return False
+                # Expired (a process that stood still past the deadline) or swept: write it anew.
+                await perform_async(self.store, Delete(session.sid))
+                session.version, session.saved = 0, None
+            record = self._record(session, payload, now)
             if session.version == 0:
                 written = await perform_async(self.store, Create(record))
             else:
@@ -592,10 +719,16 @@ class SessionManager:
             return False
         session.version = record.version
         session.saved = payload
+        session.deadline = record.idle_deadline
         return True
 
     async def persist(self) -> int:
-        """Write every session whose state changed since it was last written; returns how many were written."""
+        """Write every session whose state changed since it was last written; returns how many were written.
+
+        Sessions whose state became ``None`` have their stored record deleted
+        (counted); unchanged ones are at most touched (not counted), see :meth:`_write`.
+        A store that does not answer is logged and retried at the next pass.
+        """
         written = 0
         for session in list(self._sessions.values()):
             with contextlib.suppress(StoreUnavailable):  # logged; the next pass retries
@@ -667,11 +800,13 @@ class SessionManager:
     async def _save_all(self) -> int:
         now = self.clock()
         items = []
-        for session in self._sessions.values():
+        for session in list(self._sessions.values()):
+            self._detach(session, now)
             if session.value is None:
+                with contextlib.suppress(StoreUnavailable):  # logged; then the batch below fails or not
+                    await self._write(session)  # cleared: its stored record (if any) is deleted, not saved
                 continue
             payload = session.binding.descriptor.encode(session.value)
-            self._detach(session, now)
             items.append((self._record(session, payload, now), session.version))
         saved = await perform_async(self.store, PutAll(tuple(items))) if items else 0
         if self.snapshot_path is not None:
@@ -698,9 +833,20 @@ class SessionManager:
 
 
 def _token(scope: Scope) -> str | None:
+    """The ``live_session`` query parameter (its first occurrence), or ``None``.
+
+    The query string is split on ``&`` in one linear pass, without a limit on
+    the number of fields: other parameters, however many, are ignored rather
+    than refused (the server already bounds the request line's length).
+    """
     query = scope.get("query_string", b"")
-    values = parse_qs(query.decode("latin-1"), max_num_fields=16).get(RESUME_PARAMETER) if query else None
-    return values[0] if values else None
+    if not query:
+        return None
+    prefix = RESUME_PARAMETER.encode() + b"="
+    for field in bytes(query).split(b"&"):
+        if field.startswith(prefix):
+            return unquote_plus(field[len(prefix):].decode("latin-1"))
+    return None
 
 
 async def _refuse(receive: Receive, send: Send, refusal: Refusal) -> None:

@@ -28,7 +28,7 @@ COUNTER = State("counter", Counter)
 
 
 async def counter_app(scope: Any, receive: Any, send: Any) -> None:
-    """Accepts; each "inc" adds one and answers the count; "login:<name>" sets the user."""
+    """Accepts; each "inc" adds one and answers the count; "login:<name>" sets the user; "clear" sets ``None``."""
     slot = get_live(scope, COUNTER)
     assert (await receive())["type"] == "websocket.connect"
     await send({"type": "websocket.accept"})
@@ -42,6 +42,8 @@ async def counter_app(scope: Any, receive: Any, send: Any) -> None:
             slot.state = msgspec.structs.replace(state, count=state.count + 1)
         elif text.startswith("login:"):
             slot.state = msgspec.structs.replace(state, user=text[6:])
+        elif text == "clear":  # a logout: the state is gone
+            slot.state = None
         current = slot.state or Counter()
         await send({"type": "websocket.send", "text": json.dumps({"count": current.count, "user": current.user})})
 
@@ -53,9 +55,11 @@ def wrap(manager: SessionManager) -> Any:
 class Peer:
     """One WebSocket connection to ``app``."""
 
-    def __init__(self, app: Any, *, token: str | None = None, client: tuple[str, int] = ("203.0.113.7", 50000),
-                 headers: list[tuple[bytes, bytes]] | None = None) -> None:
-        query = b"" if token is None else f"live_session={token}".encode()
+    def __init__(self, app: Any, *, token: str | None = None,
+                 client: tuple[str, int] | None = ("203.0.113.7", 50000),
+                 headers: list[tuple[bytes, bytes]] | None = None, query: bytes | None = None) -> None:
+        if query is None:
+            query = b"" if token is None else f"live_session={token}".encode()
         self.scope = {"type": "websocket", "path": "/ws", "query_string": query, "client": client,
                       "headers": headers or []}
         self.app = app

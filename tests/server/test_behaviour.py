@@ -711,3 +711,63 @@ def test_a_logout_during_an_outage_clears_the_cookie(kit: StoreKit, store: Store
     blip = Binding(ACCOUNT, handler(GetFailsStore(store)), clock)
     assert is_deletion(driver.request(blip, cookie, logout)[1])
     assert kit.rows(store) == 0  # when only reads fail, the delete still goes through
+
+
+@pytest.mark.parametrize("delay", [0, 60])
+def test_a_logout_with_the_pre_login_id_does_not_log_the_new_session_out(
+    kit: StoreKit, store: Store, driver: Driver, delay: int
+) -> None:
+    clock = FrozenClock(T0)
+    binding = Binding(ACCOUNT, handler(store), clock)
+    planted = log_in(driver, binding, "")
+    logged_in = cookie_of(driver.request(binding, planted, lambda s: setattr(s, "state", Account("ada")))[1])
+    clock.advance(delay)
+    _, lines = driver.request(binding, planted, logout)
+    assert is_deletion(lines)  # the old cookie is cleared in its own browser...
+    victim = driver.begin(binding, logged_in)
+    assert victim.error is None  # ...and the logged-in session lives on
+    assert victim.state == Account("ada")
+
+
+def test_a_logout_with_a_rotated_id_past_its_grace_does_not_end_the_session(
+    kit: StoreKit, store: Store, driver: Driver
+) -> None:
+    clock = FrozenClock(T0)
+    binding = Binding(ACCOUNT, handler(store), clock)
+    first = log_in(driver, binding)
+    second = cookie_of(driver.request(binding, first, lambda s: s.rotate_id())[1])
+    clock.advance(11)
+    driver.request(binding, first, logout)
+    assert driver.begin(binding, second).state == Account("ada")
+
+
+def test_a_logout_with_a_rotated_id_inside_its_grace_ends_the_session(
+    kit: StoreKit, store: Store, driver: Driver
+) -> None:
+    clock = FrozenClock(T0)
+    binding = Binding(ACCOUNT, handler(store), clock)
+    first = log_in(driver, binding)
+    second = cookie_of(driver.request(binding, first, lambda s: s.rotate_id())[1])
+    _, lines = driver.request(binding, first, logout)  # an in-flight request's logout is the user's logout
+    assert is_deletion(lines)
+    assert driver.begin(binding, second).state is None
+
+
+def test_a_slow_request_that_finishes_past_the_idle_deadline_does_not_keep_the_session(
+    kit: StoreKit, store: Store, driver: Driver
+) -> None:
+    clock = FrozenClock(T0)
+    binding = Binding(ACCOUNT, handler(store, idle_timeout=60, touch_interval=50), clock)
+    cookie = log_in(driver, binding)
+    clock.advance(59)
+
+    def slow_visit(slot: StateSlot[Account]) -> None:
+        clock.advance(30)  # loaded at 59 s, saved at 89 s: the session ended at 60 s
+        visit(slot)
+
+    _, lines = driver.request(binding, cookie, slow_visit)
+    assert is_deletion(lines)
+    after = driver.begin(binding, cookie)
+    assert after.state is None
+    assert after.error is not None
+    assert after.error.kind in (ErrorKind.SESSION_EXPIRED, ErrorKind.UNKNOWN_SESSION)
