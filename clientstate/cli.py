@@ -254,7 +254,7 @@ def _session_line(info: SessionInfo) -> str:
     )
 
 
-def _sessions(args: argparse.Namespace, out: TextIO, now: float) -> int:
+def _sessions(args: argparse.Namespace, out: TextIO, err: TextIO, now: float) -> int:
     from clientstate._handlers.sessions import Sessions
     from clientstate.demo import open_store, redact_url, store_url
 
@@ -262,7 +262,7 @@ def _sessions(args: argparse.Namespace, out: TextIO, now: float) -> int:
     try:
         store = open_store(args.store)
     except ConfigurationError as exc:
-        _say(out, f"error: {exc}")
+        _say(err, f"error: {exc}")
         return 2
     try:
         admin = Sessions(store)
@@ -290,7 +290,7 @@ def _sessions(args: argparse.Namespace, out: TextIO, now: float) -> int:
         _say(out, f"swept {swept} expired record(s) from {label}")
         return 0
     except StoreUnavailable as exc:
-        _say(out, f"error: store unavailable: {exc}")
+        _say(err, f"error: store unavailable: {exc}")
         return 1
     finally:
         store.close()
@@ -411,5 +411,6 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     if args.command == "inspect":
         return _inspect(args, stream, time.time())
     if args.command == "sessions":
-        return _sessions(args, stream, time.time())
+        # errors go to stderr, so `list --json` output stays parseable (a given `out` takes both, for tests)
+        return _sessions(args, stream, sys.stderr if out is None else out, time.time())
     return _demo(args)

@@ -216,3 +216,15 @@ def test_help_texts() -> None:
                           timeout=60)
     assert "--store STORE" in done.stdout
     assert "waitress" in done.stdout
+
+
+def test_errors_go_to_stderr_so_json_lines_stay_parseable() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "clientstate", "sessions", "--store", "redis://:hunter2@127.0.0.1:1/0",
+         "list", "ada", "--json"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.startswith("error: store unavailable")
+    assert "hunter2" not in done.stderr
