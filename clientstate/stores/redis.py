@@ -9,7 +9,9 @@ sweeper.
 
 Key layout (``prefix`` is ``cs:`` unless told otherwise; ``<sid>`` is the
 session id in 32 lowercase hex digits; the part in braces is the Redis Cluster
-hash tag, so a session's key lives in the slot of its id)::
+hash tag, so a session's key lives in the slot of its id — or, with the
+``hash_tag`` option, ``{prefix}{<hash_tag>}s:<sid>`` and
+``{prefix}{<hash_tag>}p:<principal>``: every key of the store in one slot)::
 
     {prefix}s:{<sid>}        HASH   one per session, or tombstone of a rotated-away id
         v   version, integer: 1 at creation, +1 per update (the compare-and-set counter)
@@ -43,7 +45,25 @@ members whose session is gone, belongs to someone else, or is a tombstone.
 Ending sessions deletes them key by key, each only if it still belongs to the
 principal. A session is therefore never listed, counted or ended wrongly; a
 session whose index write failed is missing from its principal's list until
-its next touch re-adds it.
+its next touch re-adds it (the **index repair guarantee**: every touch of a
+session with a principal re-adds it to that principal's index).
+
+Round trips: a ``Get`` is one (``HMGET``); a ``Touch``, an ``Update`` and a
+``Delete`` one each; a ``Create`` with a principal one when every key is on
+one server (no cluster, or a ``hash_tag``) and two on a cluster (the session,
+then its index: a listing never meets an index member before its session). A
+lone command goes as a plain command, several in one pipeline. The index
+write of a touch, or of an update that sets a new principal, rides in the
+touch's or update's own pipeline — no round trip of its own — when the store
+knows the principal: from the ``Get`` of the same session it served just
+before (every request reads before it writes), remembered for the last 4,096
+sessions read (:data:`HINTS`). Without that hint a touch costs a second round
+trip for the index write, as the touch's reply names the principal. On a
+cluster without a hash tag the touch's pipeline spans two masters; if the
+index's master fails, the touch is sent again alone (it is idempotent) and
+the index write is logged as lost, so an index outage never fails a touch;
+updates and creates on a cluster write the index after the session (sent
+twice they would not be idempotent).
 
 The Lua scripts (sent with ``EVALSHA``, and with ``EVAL`` — which also loads
 them — when a server answers ``NOSCRIPT``) each take exactly one key,
@@ -53,9 +73,26 @@ sessions, sweeping); ``index_add`` and ``index_trim`` on a principal index.
 ``Delete`` is a plain ``DEL`` of the one key and ``Get`` a plain ``HMGET``:
 each is already atomic. The one exception is ``put_all``
 (:class:`~clientstate._core.store.PutAll`, the live-session manager's save at
-shutdown): one script over all its records' keys on a single server — atomic —
-and on a cluster one script per hash slot, pipelined, so there it is atomic
-per slot only (a master failing midway leaves the other slots' writes done).
+shutdown), one script over the keys of one hash slot. On a single server, and
+on a cluster with a ``hash_tag`` (every key in one slot), a ``PutAll`` is
+**one script: atomic**, as a ``MULTI``/``EXEC`` would be — Redis runs a script
+with no other command in between, and its writes reach the replicas and the
+append-only file as one transaction. Its contract is the store protocol's:
+per-record compare-and-set (a record whose stored version is not the expected
+one is skipped, the others written) and all-or-nothing on failure: the script
+checks every key before its first write, so an error (a key of another type,
+memory full at the first write) leaves nothing written, and a connection lost
+before the reply leaves all or nothing. On a cluster without a ``hash_tag``
+it is one script per hash slot, in one pipeline: atomic per slot only (a
+master failing midway leaves the other slots' writes done). The written
+sessions' index entries follow in one pipeline, best-effort as always.
+
+The ``hash_tag`` trade-off: one slot lives on one master, so a tagged store
+holds no more sessions and serves no more commands than that one master (its
+replicas can take over, not share the load). Use it when an atomic shutdown
+save on a cluster matters more than spreading sessions over the masters —
+a live-session manager with a modest number of sessions — and leave it unset
+to scale out.
 
 Deadlines come from the operation (the handler's clock, seconds); expiry in
 Redis is judged by the Redis server's clock. The handler judges expiry itself,
@@ -80,10 +117,14 @@ so a WSGI application never builds an event-loop client and an ASGI one never
 a blocking client. Every call has a timeout (``socket_timeout`` and
 ``socket_connect_timeout``), a refused connection is retried once without
 delay (a server that restarted closes pooled connections) and a timeout is not
-retried, so a request meets a dead or hung server within about ``timeout``
-seconds; every connection, timeout or server error becomes
-:class:`~clientstate.StoreUnavailable`, with the server named without
-credentials.
+retried (on a cluster nothing is retried: the client refreshes its slot table
+after a failure, and the next request finds the node again), so a request
+meets a dead or hung server within about ``timeout`` seconds — a hung cluster
+master within about twice that, as the slot-table refresh may wait on it
+too. Every connection, timeout or server error becomes
+:class:`~clientstate.StoreUnavailable`, with the server named and no password
+in its message, its cause or its repr (nor in a ConfigurationError for a
+malformed URL, nor in the store's repr).
 """
 
 from __future__ import annotations
@@ -92,11 +133,12 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Generator, Iterator, Mapping
-from typing import Any, Final
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from typing import Any, Final, NamedTuple
+from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit
 
 import redis
 import redis.asyncio
@@ -109,7 +151,7 @@ from redis._parsers import AsyncCommandsParser
 from redis.backoff import NoBackoff
 from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisClusterException, RedisError
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError, ResponseError
 
 from clientstate._core import store as ops
 from clientstate._core.config import MAX_SECONDS, check_int, check_type
@@ -129,6 +171,10 @@ KNOWN_PRINCIPALS: Final = 1024
 _FIELDS: Final = (b"v", b"p", b"c", b"a", b"i", b"t", b"s", b"b", b"m")
 _OWN_OPTIONS: Final = ("socket_timeout", "socket_connect_timeout", "retry", "retry_on_timeout", "decode_responses")
 _FAILURES: Final = (RedisError, RedisClusterException, OSError)
+#: The query options of a store URL that :meth:`RedisStore.from_url` reads (the client library takes the rest).
+_URL_OPTIONS: Final = ("prefix", "hash_tag", "timeout")
+#: Sessions whose principal the store remembers from their last ``Get``, at most (see :meth:`RedisStore.steps`).
+HINTS: Final = 4096
 
 
 class LuaScript(Value, frozen=True):
@@ -214,18 +260,23 @@ return redis.call('ZRANGE', KEYS[1], 0, -1)
 _PUT_ALL = _lua("put_all", """
 -- session keys (all of one hash slot on a cluster); ARGV, for each key in turn: expected version (0: no
 -- record), expiry (ms), the number n of field/value pairs, then the n pairs. Writes each record whose
--- stored version is the expected one, replacing the whole hash. -> {1 written | 0 skipped, ...}
-local written, at = {}, 1
+-- stored version is the expected one, replacing the whole hash. Every key is checked before the first
+-- write, so an error (a key of another type) stops the script with nothing written. -> {1 written | 0, ...}
+local due, first, last, at = {}, {}, {}, 1
 for k = 1, #KEYS do
-  local expected, expiry, first = tonumber(ARGV[at]), ARGV[at + 1], at + 3
-  at = first + 2 * tonumber(ARGV[at + 2])
-  if tonumber(redis.call('HGET', KEYS[k], 'v') or '0') == expected then
+  first[k] = at + 3
+  last[k] = at + 2 + 2 * tonumber(ARGV[at + 2])
+  due[k] = tonumber(redis.call('HGET', KEYS[k], 'v') or '0') == tonumber(ARGV[at])
+  at = last[k] + 1
+end
+local written = {}
+for k = 1, #KEYS do
+  written[k] = 0
+  if due[k] then
     redis.call('DEL', KEYS[k])
-    redis.call('HSET', KEYS[k], unpack(ARGV, first, at - 1))
-    redis.call('PEXPIREAT', KEYS[k], expiry)
+    redis.call('HSET', KEYS[k], unpack(ARGV, first[k], last[k]))
+    redis.call('PEXPIREAT', KEYS[k], ARGV[first[k] - 2])
     written[k] = 1
-  else
-    written[k] = 0
   end
 end
 return written
@@ -236,6 +287,14 @@ SCRIPTS: Final = {
     s.name: s
     for s in (_CREATE, _UPDATE, _TOUCH, _RETIRE, _DELETE_OWNED, _DELETE_EXPIRED, _INDEX_ADD, _INDEX_TRIM, _PUT_ALL)
 }
+
+
+class _Hint(NamedTuple):
+    """What a session's last ``Get`` said, kept so its touch or update can pipeline the index write."""
+
+    principal: str
+    absolute_deadline: int
+    version: int
 
 
 class Call(Value, frozen=True):
@@ -256,13 +315,18 @@ class Script(Value, frozen=True):
 
 
 class Batch(Value, frozen=True):
-    """Commands sent together in one pipeline (no transaction: each is atomic on its own key).
+    """Commands sent together in one pipeline — one round trip (no transaction: each is atomic on its own key).
 
     The reply is the list of their replies, in order. On a cluster the client
-    sends each command to the node of its key.
+    sends each command to the node of its key (all nodes written before any is
+    read: still one round trip of waiting). With ``tolerant`` a command that
+    failed on the server has its error (an exception) in its place in the
+    reply; otherwise the first such error is raised. A connection that fails
+    fails the whole batch either way.
     """
 
     commands: tuple[Call | Script, ...]
+    tolerant: bool = False
 
 
 def _wire(command: Call | Script, load: bool = False) -> tuple[Any, ...]:
@@ -288,6 +352,8 @@ def _exchange(command: Call | Script | Batch) -> Generator[list[tuple[Any, ...]]
         again = yield [_wire(parts[n], load=True) for n in missing]
         for n, reply in zip(missing, again, strict=True):
             replies[n] = reply
+    if type(command) is Batch and command.tolerant:
+        return replies
     for reply in replies:
         if isinstance(reply, BaseException):
             raise reply
@@ -307,6 +373,16 @@ class _Exchange:
         self.done = False
         self.reply: Any = None
 
+    def single_error(self, error: ResponseError) -> None:
+        """Resume with the server error a plain command raised (a pipeline's errors come as replies)."""
+        if len(self.calls) != 1:
+            raise error
+        self.resume([error])
+
+    def answer(self, sent: Any) -> None:
+        """Resume with what :func:`_send` returned for :attr:`calls`: a plain reply, or a pipeline's replies."""
+        self.resume([sent] if len(self.calls) == 1 else sent)
+
     def resume(self, replies: list[Any]) -> None:
         try:
             self.calls = self.gen.send(replies)
@@ -316,11 +392,37 @@ class _Exchange:
 
 
 def _queue(client: Any, calls: list[tuple[Any, ...]]) -> Any:
-    """A pipeline of ``client`` (blocking or asyncio) holding ``calls``."""
+    """A pipeline of ``client`` (blocking or asyncio) holding ``calls``.
+
+    A blocking cluster pipeline would ask a server (``COMMAND GETKEYS``, one
+    round trip each) where every script goes; the store names each call's
+    node itself, from the client's slot table (its key: the first argument of
+    a command, the fourth of ``EVAL``/``EVALSHA``). A redirection still
+    follows the client's own routing.
+    """
     pipe = client.pipeline(transaction=False)
+    routed = isinstance(client, redis.cluster.RedisCluster)
     for call in calls:
-        pipe.execute_command(*call)
+        if routed:
+            key = call[3] if call[0] in ("EVAL", "EVALSHA") else call[1]
+            pipe.execute_command(*call, target_nodes=client.get_node_from_key(key))
+        else:
+            pipe.execute_command(*call)
     return pipe
+
+
+def _send(client: Any, calls: list[tuple[Any, ...]]) -> Any:
+    """Send ``calls`` with ``client``: one call as a plain command, several in one pipeline.
+
+    Returns what the client returns — for the asyncio client, an awaitable of
+    it: a plain command's reply, or the pipeline's list of replies (an
+    exception in place of each server error). A plain command costs no
+    pipeline object, about a third of a read's client-side time; its server
+    error is raised, and :meth:`_Exchange.answer` puts it in its place.
+    """
+    if len(calls) == 1:
+        return client.execute_command(*calls[0])
+    return _queue(client, calls).execute(raise_on_error=False)
 
 
 class _KnownCommands(AsyncCommandsParser):
@@ -399,10 +501,51 @@ def _described(client: Any) -> tuple[str, str]:
     return str(where), str(settings.get("password") or "")
 
 
+def _split(url: str) -> SplitResult:
+    """``urlsplit(url)``, with ConfigurationError (no password in it) for a URL it cannot split."""
+    try:
+        return urlsplit(url)
+    except ValueError as exc:
+        raise ConfigurationError(f"malformed Redis URL: {_masked(str(exc), url, _passwords(url))}") from None
+
+
+def _passwords(url: str) -> tuple[str, ...]:
+    """Every form of a password ``url`` carries — in its userinfo or its ``password=`` query — longest first.
+
+    Read without trusting the URL to be well formed (it is also what masks a malformed one's error).
+    """
+    rest = url.partition("://")[2]
+    authority, _, query = rest.partition("?")
+    userinfo = authority.partition("/")[0].rpartition("@")[0]
+    found = {userinfo.partition(":")[2], *(value for key, value in parse_qsl(query) if key == "password")}
+    found |= {unquote(secret) for secret in found}
+    return tuple(sorted((secret for secret in found if secret), key=len, reverse=True))
+
+
+def _masked(text: str, url: str, secrets: tuple[str, ...]) -> str:
+    """``text`` with ``url`` and every secret in it replaced."""
+    text = text.replace(url, "<url>")
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
 def _check_timeout(timeout: object) -> float:
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 60:
         raise ConfigurationError(f"timeout must be a number of seconds above 0 and at most 60, got {timeout!r}")
     return float(timeout)
+
+
+def _check_hash_tag(tag: object) -> str | None:
+    if tag is None:
+        return None
+    check_type(tag, str, "hash_tag")
+    assert isinstance(tag, str)
+    if not 0 < len(tag) <= 64 or not tag.isprintable() or any(c in tag for c in "{} "):
+        raise ConfigurationError(
+            f"hash_tag must be None or 1 to 64 printable characters without spaces or braces, got {tag!r}"
+        )
+    return tag
 
 
 def _check_prefix(prefix: object) -> str:
@@ -435,6 +578,18 @@ class RedisStore:
             ignored when clients are given: their type says it).
         prefix: the start of every key (default ``cs:``; 1–64 printable
             characters, no spaces or braces).
+        hash_tag: ``None`` (default): each session's key hashes by its own id,
+            so on a cluster the sessions spread over every master. A string
+            (1–64 printable characters, no spaces or braces): every key of the
+            store — sessions and principal indexes — carries it as its Redis
+            Cluster hash tag, ``{prefix}{<hash_tag>}s:<sid>``, so all of them
+            live in **one slot, on one master**. Then a :class:`PutAll
+            <clientstate._core.store.PutAll>` is one atomic script even on a
+            cluster, and a session and its index share a server (one round
+            trip for a login). The price: the store can hold and serve no more
+            than that one master's memory and throughput, and replicas are the
+            only failover; use it for a manager's shutdown save on a cluster,
+            not to scale out. On a single server it only changes key names.
         timeout: seconds for connecting and for each reply (default 2, at most 60).
         expiry_margin: seconds keys are kept past their deadline (default 0), a
             cushion for a Redis clock ahead of the application's.
@@ -458,12 +613,14 @@ class RedisStore:
         async_client: Any = None,
         cluster: bool = False,
         prefix: str = "cs:",
+        hash_tag: str | None = None,
         timeout: float = 2.0,
         expiry_margin: int = 0,
         client_options: Mapping[str, Any] | None = None,
     ) -> None:
         check_type(cluster, bool, "cluster")
         self.prefix = _check_prefix(prefix)
+        self.hash_tag = _check_hash_tag(hash_tag)
         self.timeout = _check_timeout(timeout)
         self.expiry_margin = check_int(expiry_margin, "expiry_margin", 0, MAX_SECONDS, "seconds")
         options = dict(client_options or {})
@@ -476,15 +633,21 @@ class RedisStore:
             if url is not None:
                 raise ConfigurationError("RedisStore takes a url or clients, not both")
             self.cluster = self._check_clients(client, async_client)
-            self._url, (self._where, self._secret) = "", _described(client if client is not None else async_client)
+            self._url, (self._where, secret) = "", _described(client if client is not None else async_client)
+            self._secrets: tuple[str, ...] = (secret,) if secret else ()
         else:
             self.cluster = cluster
-            self._url, self._where, self._secret = self._check_url(DEFAULT_URL if url is None else url, cluster)
+            self._url, self._where, self._secrets = self._check_url(DEFAULT_URL if url is None else url, cluster)
         self._p = self.prefix.encode()
+        if self.hash_tag is not None:
+            self._p += b"{%s}" % self.hash_tag.encode()
+        #: Every key on one server (no cluster, or one hash tag): pipelined commands run in order there.
+        self.one_server = not self.cluster or self.hash_tag is not None
         self._lock = threading.Lock()
         self._sync: Any = client
         self._async: dict[asyncio.AbstractEventLoop, tuple[Any, AsyncGenerator[None, None]]] = {}
         self._known: OrderedDict[str, None] = OrderedDict()
+        self._hints: dict[bytes, _Hint] = {}  # sid -> what its last Get said; see steps()
         self._commands: dict[str, Any] = {}  # the command table an asyncio cluster client read (COMMAND)
 
     @classmethod
@@ -493,15 +656,16 @@ class RedisStore:
 
         Args:
             url: ``redis://…`` or ``rediss://…`` (one server, optional ``/db``),
-                ``redis+cluster://host:port`` (any node of a Redis Cluster); the
-                query may set ``prefix`` and ``timeout`` (seconds); the client
-                library takes the rest of the query.
+                ``redis+cluster://host:port`` (any node of a Redis Cluster),
+                ``unix:///path/to/redis.sock``; the query may set ``prefix``,
+                ``hash_tag`` and ``timeout`` (seconds); the client library takes
+                the rest of the query (``password``, ``db``, ``max_connections``…).
 
         Raises:
             ConfigurationError: an unknown scheme, a malformed URL or option.
         """
         check_type(url, str, "url")
-        parts = urlsplit(url)
+        parts = _split(url)
         scheme = parts.scheme.lower()
         cluster = scheme.endswith("+cluster")
         base = scheme.removesuffix("+cluster")
@@ -510,34 +674,46 @@ class RedisStore:
                 "a Redis store URL is redis://host:port/db, rediss://… or redis+cluster://host:port"
             )
         query = parse_qsl(parts.query, keep_blank_values=True)
-        own = {k: v for k, v in query if k in ("prefix", "timeout")}
+        own = {k: v for k, v in query if k in _URL_OPTIONS}
         rest = urlencode([(k, v) for k, v in query if k not in own])
         try:
             timeout = float(own.get("timeout", "2"))
         except ValueError:
             raise ConfigurationError(f"timeout in a Redis URL must be a number, got {own['timeout']!r}") from None
         return cls(
-            url=urlunsplit((base, parts.netloc, parts.path, rest, parts.fragment)),
+            # by hand: urlunsplit drops the "//" of unix:///path (an empty host)
+            url=f"{base}://{parts.netloc}{parts.path}" + (f"?{rest}" if rest else ""),
             cluster=cluster,
             prefix=own.get("prefix", "cs:"),
+            hash_tag=own.get("hash_tag"),
             timeout=timeout,
         )
 
     @staticmethod
-    def _check_url(url: str, cluster: bool) -> tuple[str, str, str]:
-        """``url`` checked, where it points (without credentials), and its password (to keep out of messages)."""
+    def _check_url(url: str, cluster: bool) -> tuple[str, str, tuple[str, ...]]:
+        """``url`` checked, where it points (without credentials), and its passwords (to keep out of messages)."""
         check_type(url, str, "url")
+        secrets = _passwords(url)
         try:
             parts = urlsplit(url)
             redis.connection.parse_url(url)  # type: ignore[no-untyped-call]
             host, port = parts.hostname, parts.port
         except ValueError as exc:
-            raise ConfigurationError(f"malformed Redis URL: {str(exc).replace(url, '<url>')}") from None
+            raise ConfigurationError(f"malformed Redis URL: {_masked(str(exc), url, secrets)}") from None
         if cluster and parts.scheme not in ("redis", "rediss"):
             raise ConfigurationError("a Redis Cluster URL is redis://host:port or rediss://host:port")
+        if parts.scheme != "unix" and not re.fullmatch(r"/?|/\d+", parts.path):
+            raise ConfigurationError(  # the client library would silently use db 0
+                f"the path of a Redis URL is a database number (/0, /1 …), got {_masked(parts.path, url, secrets)!r}"
+            )
+        named = sorted({key for key, _ in parse_qsl(parts.query)} & set(_URL_OPTIONS))
+        if named:
+            raise ConfigurationError(
+                f"{', '.join(named)} in a Redis URL is read by RedisStore.from_url (and store_from_url); "
+                "RedisStore(url=...) takes it as an argument"
+            )
         where = parts.path if parts.scheme == "unix" else f"{host or 'localhost'}:{port or 6379}{parts.path}"
-        secret = parts.password or dict(parse_qsl(parts.query)).get("password", "")
-        return url, f"{parts.scheme}://{where}", secret
+        return url, f"{parts.scheme}://{where}", secrets
 
     @staticmethod
     def _check_clients(client: Any, async_client: Any) -> bool:
@@ -564,11 +740,21 @@ class RedisStore:
     # --- keys ----------------------------------------------------------------------------------
 
     def key(self, sid: bytes) -> bytes:
-        """The key of the session (or tombstone) ``sid``: ``{prefix}s:{<sid hex>}``."""
+        """The key of the session (or tombstone) ``sid``: ``{prefix}s:{<sid hex>}``.
+
+        With a ``hash_tag``: ``{prefix}{<hash_tag>}s:<sid hex>``.
+        """
+        if self.hash_tag is not None:
+            return b"%ss:%s" % (self._p, sid.hex().encode())
         return b"%ss:{%s}" % (self._p, sid.hex().encode())
 
     def index_key(self, principal: str) -> bytes:
-        """The key of ``principal``'s index: ``{prefix}p:{<principal>}``."""
+        """The key of ``principal``'s index: ``{prefix}p:{<principal>}``.
+
+        With a ``hash_tag``: ``{prefix}{<hash_tag>}p:<principal>``.
+        """
+        if self.hash_tag is not None:
+            return b"%sp:%s" % (self._p, principal.encode("utf-8", "surrogatepass"))
         return b"%sp:{%s}" % (self._p, principal.encode("utf-8", "surrogatepass"))
 
     def _expiry(self, deadline: int) -> int:
@@ -579,12 +765,27 @@ class RedisStore:
     def steps(self, op: ops.Op) -> ops.Steps:
         """The commands of ``op`` (see :mod:`clientstate._core.store` for each operation's contract).
 
+        One round trip for a ``Get``, a ``Touch``, an ``Update`` and, with every
+        key on one server, a ``Create`` (two on a cluster without a hash tag:
+        the session, then its index). For that the store remembers, for the
+        last :data:`HINTS` sessions it read, their principal, absolute deadline
+        and version (a *hint*): the ``Touch`` or ``Update`` that follows a
+        request's ``Get`` sends the principal-index write in the same pipeline
+        as its own script instead of after it. A hint only decides what is
+        sent: each reply is checked, so a stale or missing one costs a round
+        trip, never a wrong result.
+
         Raises:
             ConfigurationError: ``op`` is not a store operation.
         """
         if isinstance(op, ops.Get):
-            reply = yield Call(("HMGET", self.key(op.sid), *_FIELDS))
-            return _record(op.sid, reply)
+            record = _record(op.sid, (yield Call(("HMGET", self.key(op.sid), *_FIELDS))))
+            if record is not None and record.principal is not None and record.moved_to is None:
+                with self._lock:
+                    if len(self._hints) >= HINTS:
+                        del self._hints[next(iter(self._hints))]
+                    self._hints[op.sid] = _Hint(record.principal, record.absolute_deadline, record.version)
+            return record
         if isinstance(op, ops.Create):
             return (yield from self._create(op.record))
         if isinstance(op, ops.Update):
@@ -608,41 +809,99 @@ class RedisStore:
             return (yield from self._put_all(op.items))
         raise ConfigurationError(f"RedisStore cannot perform {op!r}")
 
+    def _hint(self, sid: bytes) -> _Hint | None:
+        """The hint the last ``Get`` of ``sid`` left (taken: a hint serves one write)."""
+        with self._lock:
+            return self._hints.pop(sid, None)
+
+    def _failed(self, error: BaseException) -> StoreUnavailable:
+        """The :class:`StoreUnavailable` for a client or server error, naming the server, no password in it."""
+        text = f"{type(error).__name__}: {error}"
+        secret = next((secret for secret in self._secrets if secret in text), "")
+        return unavailable(f"Redis {self._where}", error, secret)
+
+    def _index_add(self, principal: str, sid: bytes, absolute: int) -> Script:
+        return Script(_INDEX_ADD, (self.index_key(principal),), (absolute, sid.hex(), self.expiry_margin * 1000))
+
+    def _with_index(self, command: Script, principal: str, sid: bytes, absolute: int) -> ops.Steps:
+        """Send ``command`` and the index write of ``sid`` in one pipeline; returns ``command``'s reply.
+
+        The index write is best-effort (:meth:`_indexed`). On a cluster without
+        a hash tag the index lives on another master; if the pipeline fails
+        there, ``command`` — which must be safe to repeat — is sent again alone.
+        """
+        try:
+            reply, added = yield Batch((command, self._index_add(principal, sid, absolute)), tolerant=True)
+        except StoreUnavailable as exc:
+            if self.one_server:
+                raise
+            reply, added = (yield command), exc
+        if isinstance(reply, BaseException):
+            raise self._failed(reply)
+        self._indexed(principal, sid, added)
+        return reply
+
     def _create(self, record: ops.Record) -> ops.Steps:
-        args = (self._expiry(record.deadline), *_pairs(record))
-        created = (yield Script(_CREATE, (self.key(record.sid),), args)) == 1
-        if created and record.principal is not None:
-            yield from self._index(record.principal, record.sid, record.absolute_deadline)
+        create = Script(_CREATE, (self.key(record.sid),), (self._expiry(record.deadline), *_pairs(record)))
+        principal = record.principal
+        if principal is None:
+            return (yield create) == 1
+        if self.one_server:  # one pipeline, run in order: the index names the session once it exists
+            return (yield from self._with_index(create, principal, record.sid, record.absolute_deadline)) == 1
+        created = (yield create) == 1  # a cluster: the index (another master) only after the session
+        if created:
+            yield from self._index(principal, record.sid, record.absolute_deadline)
         return created
 
     def _update(self, record: ops.Record, expected: int) -> ops.Steps:
         args = (expected, record.last_touch, self._expiry(record.deadline), int(record.principal is not None))
-        reply = yield Script(_UPDATE, (self.key(record.sid),), (*args, *_pairs(record)))
+        update = Script(_UPDATE, (self.key(record.sid),), (*args, *_pairs(record)))
+        principal, hint = record.principal, self._hint(record.sid)
+        unchanged = hint is not None and (hint.principal, hint.version) == (principal, expected)
+        pipelined = principal is not None and not unchanged and self.one_server
+        if pipelined:  # a (possibly) new principal: its index write in the same round trip
+            assert principal is not None
+            reply = yield from self._with_index(update, principal, record.sid, record.absolute_deadline)
+        else:
+            reply = yield update
         if reply[0] == 0:
             return ops.UpdateResult.CONFLICT
         if reply[0] != 1:
             return ops.UpdateResult.GONE
         before = None if reply[1] is None else _text(reply[1])
-        if record.principal is not None and record.principal != before:
-            yield from self._index(record.principal, record.sid, record.absolute_deadline)
+        if principal is not None and principal != before and not pipelined:
+            yield from self._index(principal, record.sid, record.absolute_deadline)
         return ops.UpdateResult.OK
 
     def _touch(self, op: ops.Touch) -> ops.Steps:
-        reply = yield Script(_TOUCH, (self.key(op.sid),), (op.idle_deadline, op.last_touch, self.expiry_margin * 1000))
+        """Slide the idle deadline; re-add the session to its index, in case the write after its creation failed."""
+        touch = Script(_TOUCH, (self.key(op.sid),), (op.idle_deadline, op.last_touch, self.expiry_margin * 1000))
+        hint = self._hint(op.sid)
+        if hint is None:
+            reply = yield touch
+        else:  # the principal known: its index write in the same round trip (the touch is safe to repeat)
+            reply = yield from self._with_index(touch, hint.principal, op.sid, hint.absolute_deadline)
         if reply[0] != 1:
             return False
-        if reply[1] is not None:  # re-add the session to its index, in case the write after its creation failed
+        if reply[1] is not None and (hint is None or _text(reply[1]) != hint.principal):
             yield from self._index(_text(reply[1]), op.sid, int(reply[2]))
         return True
 
     def _index(self, principal: str, sid: bytes, absolute: int) -> ops.Steps:
         """Add ``sid`` to ``principal``'s index, best-effort: a failure is logged, never raised."""
         try:
-            yield Script(_INDEX_ADD, (self.index_key(principal),), (absolute, sid.hex(), self.expiry_margin * 1000))
+            added = yield self._index_add(principal, sid, absolute)
         except StoreUnavailable as exc:
+            added = exc
+        self._indexed(principal, sid, added)
+
+    def _indexed(self, principal: str, sid: bytes, added: object) -> None:
+        """Note the outcome of adding ``sid`` to ``principal``'s index: log a failure, remember the principal."""
+        if isinstance(added, BaseException):
             log.warning(
                 "clientstate: RedisStore could not add session %s to its principal index (it is missing from "
-                "the principal's list until its next touch): %s", handle_of(sid), exc,
+                "the principal's list until its next touch): %s", handle_of(sid),
+                added if isinstance(added, StoreUnavailable) else self._failed(added),
             )
             return
         with self._lock:
@@ -728,10 +987,17 @@ class RedisStore:
         return deleted
 
     def _put_all(self, items: tuple[tuple[ops.Record, int], ...]) -> ops.Steps:
-        """Write every record whose stored version is the expected one: one script (per hash slot on a cluster)."""
+        """Write every record whose stored version is the expected one: one script per hash slot.
+
+        One slot — one script, atomic — on a single server and with a
+        ``hash_tag``; on a cluster without one, a script per slot in one
+        pipeline. Then the index writes of the written sessions, in one
+        pipeline, best-effort.
+        """
         groups: dict[int, list[tuple[ops.Record, int]]] = {}
         for record, expected in items:
-            groups.setdefault(key_slot(self.key(record.sid)) if self.cluster else 0, []).append((record, expected))
+            slot = 0 if self.one_server else key_slot(self.key(record.sid))
+            groups.setdefault(slot, []).append((record, expected))
         scripts = []
         for group in groups.values():
             args: list[Any] = []
@@ -742,9 +1008,16 @@ class RedisStore:
         replies = (yield Batch(tuple(scripts))) if scripts else []
         written = [record for group, flags in zip(groups.values(), replies, strict=True)
                    for (record, _), flag in zip(group, flags, strict=True) if flag == 1]
-        for record in written:
-            if record.principal is not None and record.moved_to is None:
-                yield from self._index(record.principal, record.sid, record.absolute_deadline)
+        indexed = [record for record in written if record.principal is not None and record.moved_to is None]
+        if indexed:
+            adds = tuple(self._index_add(r.principal, r.sid, r.absolute_deadline) for r in indexed if r.principal)
+            try:
+                outcomes = yield Batch(adds, tolerant=True)
+            except StoreUnavailable as exc:
+                outcomes = [exc] * len(adds)
+            for record, added in zip(indexed, outcomes, strict=True):
+                assert record.principal is not None
+                self._indexed(record.principal, record.sid, added)
         return len(written)
 
     # --- performing commands: the only place blocking and asyncio differ -------------------------
@@ -761,7 +1034,12 @@ class RedisStore:
         exchange, client = _Exchange(command), self._client()
         with self._failures():
             while not exchange.done:
-                exchange.resume(_queue(client, exchange.calls).execute(raise_on_error=False))
+                try:
+                    sent = _send(client, exchange.calls)
+                except ResponseError as exc:  # a plain command's server error, NOSCRIPT included
+                    exchange.single_error(exc)
+                else:
+                    exchange.answer(sent)
         return exchange.reply
 
     async def aexecute(self, command: ops.Command) -> Any:
@@ -774,7 +1052,12 @@ class RedisStore:
         exchange, client = _Exchange(command), await self._aclient()
         with self._failures():
             while not exchange.done:
-                exchange.resume(await _queue(client, exchange.calls).execute(raise_on_error=False))
+                try:
+                    sent = await _send(client, exchange.calls)
+                except ResponseError as exc:  # a plain command's server error, NOSCRIPT included
+                    exchange.single_error(exc)
+                else:
+                    exchange.answer(sent)
         return exchange.reply
 
     @contextlib.contextmanager
@@ -783,7 +1066,7 @@ class RedisStore:
         try:
             yield
         except _FAILURES as exc:
-            raise unavailable(f"Redis {self._where}", exc, self._secret)  # noqa: B904 (it sets its own cause)
+            raise self._failed(exc)  # noqa: B904 (it sets its own cause)
 
     def _settings(self, asynchronous: bool) -> dict[str, Any]:
         retry = redis.asyncio.retry.Retry if asynchronous else redis.retry.Retry
@@ -791,8 +1074,10 @@ class RedisStore:
             **self._options,
             "socket_timeout": self.timeout,
             "socket_connect_timeout": self.timeout,
-            # a refused connection once more at once (a restarted server drops pooled connections); no timeout twice
-            "retry": retry(NoBackoff(), 1, (RedisConnectionError,)),
+            # One server: a refused connection once more at once (a restarted server drops pooled connections),
+            # no timeout twice. A cluster client's retry would repeat timeouts too (a hung master: twice the
+            # timeout, more for asyncio), so it has none: it refreshes its slot table after a failure instead.
+            "retry": retry(NoBackoff(), 0 if self.cluster else 1, (RedisConnectionError,)),
         }
 
     def _client(self) -> Any:
@@ -851,4 +1136,5 @@ class RedisStore:
 
     def __repr__(self) -> str:
         kind = "cluster " if self.cluster else ""
-        return f"RedisStore({kind}{self._where}, prefix={self.prefix!r})"
+        tag = "" if self.hash_tag is None else f", hash_tag={self.hash_tag!r}"
+        return f"RedisStore({kind}{self._where}, prefix={self.prefix!r}{tag})"

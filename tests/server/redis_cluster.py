@@ -113,6 +113,9 @@ class RedisServer:
         self.cluster = cluster
         self.bus_port = free_port() if cluster else 0
         self.process: subprocess.Popen[bytes] | None = None
+        # Ports we chose may be taken by someone else between free_port() and the server's bind (other test
+        # runs share the machine): until the first start succeeds, such a start is retried on fresh ports.
+        self._movable = port is None
 
     @property
     def address(self) -> str:
@@ -151,17 +154,26 @@ class RedisServer:
         """
         if shutil.which("redis-server") is None:  # installs it (never a skip: a missing server fails the test)
             subprocess.run(["bin/ensure-services"], cwd=Path(__file__).parents[2], check=True, timeout=600)
-        self.process = subprocess.Popen(
-            self.arguments(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent
-        )
         deadline = time.monotonic() + START_DEADLINE
-        while not _answers(self.port):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                log = self.log()
-                self.kill()
-                raise RuntimeError(f"redis-server on {self.address} did not start: {log[-2000:]}")
-            time.sleep(0.02)
-        return self
+        for attempt in range(5):
+            log_start = len(self.log())
+            self.process = subprocess.Popen(
+                self.arguments(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent
+            )
+            while not _answers(self.port):
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    log = self.log()
+                    self.kill()
+                    if self._movable and attempt < 4 and "Address already in use" in log[log_start:]:
+                        break  # a port we picked was taken meanwhile: pick others
+                    raise RuntimeError(f"redis-server on {self.address} did not start: {log[-2000:]}")
+                time.sleep(0.02)
+            else:
+                self._movable = False
+                return self
+            self.port = free_port()
+            self.bus_port = free_port() if self.cluster else 0
+        raise AssertionError("unreachable: the last attempt raises")
 
     def log(self) -> str:
         """The server's log so far."""

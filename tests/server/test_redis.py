@@ -10,6 +10,7 @@ their own, so that they see nothing but their own traffic.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import tempfile
 import time
@@ -36,6 +37,7 @@ from clientstate import (
 from clientstate._core import store as ops
 from clientstate._core.drive import begin_async, begin_sync, finish_async, finish_sync
 from clientstate._core.flow import perform_async, perform_sync
+from clientstate._core.session_id import handle_of
 from clientstate._handlers.server_stored import ServerStored
 from clientstate.stores import store_from_url
 from clientstate.stores.redis import SCRIPTS, RedisStore
@@ -365,95 +367,107 @@ def test_on_a_cluster_the_index_lives_in_another_slot_and_still_works(cluster: L
 # --- round trips per request kind ---------------------------------------------------------------------------
 
 
-class CountingRedis(redis.Redis):
-    """A blocking client whose pipelines count their round trips (the store sends every command in one)."""
+def count_round_trips(client: Any, trips: list[int]) -> Any:
+    """Make ``client`` (any redis-py client: blocking or asyncio, one server or a cluster) log its round trips.
 
-    counts: list[int]
+    Each plain command appends 1 to ``trips``; each pipeline, when executed, the
+    number of commands it carried. Returns ``client``.
+    """
+    command, pipeline = client.execute_command, client.pipeline
 
-    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
-        pipe = super().pipeline(transaction, shard_hint)
-        execute, counts = pipe.execute, self.counts
+    def counted_command(*args: Any, **options: Any) -> Any:
+        trips.append(1)
+        return command(*args, **options)
 
-        def counted(raise_on_error: bool = True) -> Any:
-            counts.append(len(pipe.command_stack))
-            return execute(raise_on_error)
+    def counted_pipeline(*args: Any, **options: Any) -> Any:
+        pipe = pipeline(*args, **options)
+        queue, execute, queued = pipe.execute_command, pipe.execute, []
 
-        pipe.execute = counted  # type: ignore[method-assign]
+        def queued_command(*call: Any, **call_options: Any) -> Any:
+            queued.append(call[0])
+            return queue(*call, **call_options)
+
+        def counted(*execute_args: Any, **execute_options: Any) -> Any:
+            trips.append(len(queued))
+            return execute(*execute_args, **execute_options)
+
+        pipe.execute_command, pipe.execute = queued_command, counted
         return pipe
 
-
-class AsyncCountingRedis(redis.asyncio.Redis):
-    """The asyncio twin of :class:`CountingRedis`."""
-
-    counts: list[int]
-
-    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
-        pipe = super().pipeline(transaction, shard_hint)
-        execute, counts = pipe.execute, self.counts
-
-        async def counted(raise_on_error: bool = True) -> Any:
-            counts.append(len(pipe.command_stack))
-            return await execute(raise_on_error)
-
-        pipe.execute = counted  # type: ignore[method-assign]
-        return pipe
+    client.execute_command, client.pipeline = counted_command, counted_pipeline
+    return client
 
 
 ROUND_TRIPS = {
     "anonymous": 0,
     "forged": 0,
-    "login": 2,  # create + index_add
+    "login": 1,  # create | index_add, one pipeline
     "read-only": 1,  # HMGET
-    "touching": 3,  # HMGET + touch + index_add (re-asserts the index entry)
+    "touching": 2,  # HMGET + touch | index_add (re-asserts the index entry, in the touch's pipeline)
     "changing": 2,  # HMGET + update
-    "login from an anonymous session": 4,  # HMGET + create + index_add + retire
+    "login from an anonymous session": 3,  # HMGET + create | index_add + retire
     "logout": 3,  # HMGET, HMGET (a rotation meanwhile?) + DEL
 }
 
 
+class Counted:
+    """A store whose clients log their round trips, driven blocking or on one event loop of its own."""
+
+    def __init__(self, store: RedisStore, mode: str) -> None:
+        self.store, self.mode, self.trips = store, mode, list[int]()
+        self.loop = asyncio.new_event_loop()
+        if mode == "sync":
+            count_round_trips(store._client(), self.trips)
+        else:
+            count_round_trips(self.loop.run_until_complete(store._aclient()), self.trips)
+
+    def perform(self, op: ops.Op) -> Any:
+        if self.mode == "sync":
+            return perform_sync(self.store, op)
+        return self.loop.run_until_complete(perform_async(self.store, op))
+
+    def request(self, binding: Binding[Account], cookie: str | None, act: Act | None = None) -> tuple[
+        StateSlot[Account], list[str]
+    ]:
+        headers = [] if cookie is None else [cookie]
+        if self.mode == "sync":
+            slot = begin_sync(binding, headers)
+            if act is not None:
+                act(slot)
+            return slot, finish_sync(binding, slot)
+
+        async def go() -> tuple[StateSlot[Account], list[str]]:
+            slot = await begin_async(binding, headers)
+            if act is not None:
+                act(slot)
+            return slot, await finish_async(binding, slot)
+
+        return self.loop.run_until_complete(go())
+
+    def close(self) -> None:
+        self.store.close()
+        self.loop.run_until_complete(self.store.aclose())
+        self.loop.close()
+
+
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_round_trips_per_request_kind(prefix: str, mode: str) -> None:
-    counts: list[int] = []
-
-    async def make_async() -> AsyncCountingRedis:
-        client = AsyncCountingRedis(host="127.0.0.1", port=6379, socket_timeout=2)
-        client.counts = counts
-        return client
-
-    if mode == "sync":
-        client = CountingRedis(host="127.0.0.1", port=6379, socket_timeout=2)
-        client.counts = counts
-        store = RedisStore(client, prefix=prefix)
-        run: Callable[..., tuple[StateSlot[Account], list[str]]] = request
-    else:  # one event loop for the whole test: an asyncio client belongs to one loop
-        loop = asyncio.new_event_loop()
-        store = RedisStore(async_client=loop.run_until_complete(make_async()), prefix=prefix)
-
-        def run(binding: Binding[Account], cookie: str | None, act: Act | None = None) -> tuple[
-            StateSlot[Account], list[str]
-        ]:
-            async def go() -> tuple[StateSlot[Account], list[str]]:
-                slot = await begin_async(binding, [] if cookie is None else [cookie])
-                if act is not None:
-                    act(slot)
-                return slot, await finish_async(binding, slot)
-
-            return loop.run_until_complete(go())
-
+    counted = Counted(RedisStore(url=LOCAL, prefix=prefix), mode)
+    run = counted.request
     clock = FrozenClock(now())
-    binding = Binding(ACCOUNT, handler(store, idle_timeout=600, touch_interval=60), clock)
+    binding = Binding(ACCOUNT, handler(counted.store, idle_timeout=600, touch_interval=60), clock)
     warm = cookie_of(run(binding, None, become("warm"))[1])  # the server learns every script once
     clock.advance(61)
     run(binding, warm)
     run(binding, warm, visit)
     run(binding, cookie_of(run(binding, None, become(""))[1]), become("warm"))
     measured: dict[str, int] = {}
+    sizes: dict[str, list[int]] = {}
 
     def measure(kind: str, *args: Any) -> tuple[StateSlot[Account], list[str]]:
-        counts.clear()
+        counted.trips.clear()
         result = run(binding, *args)
-        measured[kind] = len(counts)
-        assert all(n == 1 for n in counts), (kind, counts)  # no pipeline of several commands on these paths
+        measured[kind], sizes[kind] = len(counted.trips), list(counted.trips)
         return result
 
     measure("anonymous", None)
@@ -466,13 +480,85 @@ def test_round_trips_per_request_kind(prefix: str, mode: str) -> None:
     anonymous = cookie_of(run(binding, None, become(""))[1])
     measure("login from an anonymous session", anonymous, become("ada"))
     measure("logout", ada, logout)
-    print(f"\nRedis round trips per request kind ({mode}): {measured}")
+    print(f"\nRedis round trips per request kind ({mode}): {measured} (commands in each: {sizes})")
     assert measured == ROUND_TRIPS
-    if mode == "async":
-        loop.run_until_complete(store._agiven.aclose())
-        loop.close()
-    else:
-        client.close()
+    assert sizes["read-only"] == [1]
+    assert sizes["touching"] == [1, 2]  # HMGET; then the touch and the index write in one pipeline
+    assert sizes["changing"] == [1, 1]  # HMGET; then the update alone (the principal did not change)
+    assert Sessions(counted.store).count("ada", now=clock()) == 1  # the index followed every step
+    counted.close()
+
+
+TOPOLOGIES = ["server", "cluster", "cluster+hash_tag"]
+
+
+def topology_store(topology: str, cluster: LocalCluster, prefix: str) -> RedisStore:
+    if topology == "server":
+        return RedisStore(url=LOCAL, prefix=prefix)
+    tag = "app" if topology == "cluster+hash_tag" else None
+    return RedisStore(url=f"redis://{cluster.nodes[0].address}", cluster=True, prefix=prefix, hash_tag=tag)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("topology", TOPOLOGIES)
+def test_round_trips_per_operation(cluster: LocalCluster, prefix: str, topology: str, mode: str) -> None:
+    """read 1, touch 1, change 1, login (create + index) 1 on one server and 2 on a cluster without a hash tag."""
+    counted = Counted(topology_store(topology, cluster, prefix), mode)
+    t = now()
+    trips: dict[str, int] = {}
+
+    def measure(name: str, op: ops.Op) -> Any:
+        counted.trips.clear()
+        result = counted.perform(op)
+        trips[name] = len(counted.trips)
+        return result
+
+    def record(sid: bytes, version: int, principal: str | None) -> ops.Record:
+        return ops.Record(sid, version, principal, t, t + 1000, t + 600, t, 1, b"state %d" % version)
+
+    for port in [6379] if topology == "server" else [node.port for node in cluster.nodes]:
+        with redis.Redis(port=port) as node:  # every script loaded on every master: no NOSCRIPT round trips
+            for script in SCRIPTS.values():
+                assert node.script_load(script.source) == script.sha
+    assert counted.perform(ops.Get(os.urandom(16))) is None  # a client's start-up (an asyncio one reads COMMAND)
+    sid, other = os.urandom(16), os.urandom(16)
+    # A cluster client may ask a server where a command goes (COMMAND GETKEYS): a round trip the counts above
+    # do not see, so the cluster's own MONITORs watch for it.
+    monitors = [] if topology == "server" else [Monitor(node.port) for node in cluster.nodes]
+    for monitor in monitors:
+        monitor.__enter__()
+    assert measure("create (login)", ops.Create(record(sid, 1, "ada")))
+    assert measure("create anonymous", ops.Create(record(other, 1, None)))
+    assert measure("read", ops.Get(sid)) == record(sid, 1, "ada")
+    assert measure("touch", ops.Touch(sid, t + 700, t + 10))
+    counted.perform(ops.Get(sid))
+    assert measure("change", ops.Update(record(sid, 2, "ada"), 1)) is ops.UpdateResult.OK
+    counted.perform(ops.Get(other))
+    assert measure("change to a new principal", ops.Update(record(other, 2, "bob"), 1)) is ops.UpdateResult.OK
+    assert measure("touch without a read before it", ops.Touch(sid, t + 710, t + 20))
+    assert measure("delete", ops.Delete(other))
+    for monitor in monitors:
+        monitor.__exit__()
+    hidden = [seen for monitor in monitors for seen in monitor.seen if seen.name == "COMMAND"]
+    assert hidden == []
+    print(f"\nRedis round trips per operation ({topology}, {mode}): {trips}")
+    one_server = topology != "cluster"
+    assert trips == {
+        "create (login)": 1 if one_server else 2,  # a cluster writes the index (another master) after the session
+        "create anonymous": 1,
+        "read": 1,
+        "touch": 1,
+        "change": 1,
+        "change to a new principal": 1 if one_server else 2,
+        "touch without a read before it": 2,  # no hint: the touch's reply names the principal, then the index
+        "delete": 1,
+    }
+    assert counted.perform(ops.ListSessions("ada", t + 30)) == [
+        (sid, ops.SessionInfo(handle_of(sid), t, t + 20, t + 710, t + 1000))
+    ]
+    assert counted.perform(ops.CountSessions("bob", t + 30)) == 0  # deleted: the index repaired on the way
+    assert counted.perform(ops.DeleteSessions("ada", None)) == 1
+    counted.close()
 
 
 # --- PutAll, Sweep --------------------------------------------------------------------------------------------
@@ -507,6 +593,135 @@ def test_put_all_on_a_cluster_groups_keys_by_slot(cluster: LocalCluster) -> None
     assert perform_sync(store, ops.PutAll(tuple((r, 0) for r in records))) == 0  # they exist now: version 1
     assert perform_sync(store, ops.CountSessions("ada", t)) == 20
     assert perform_sync(store, ops.DeleteSessions("ada", None)) == 20
+    store.close()
+
+
+def cluster_admins(cluster: LocalCluster) -> list[redis.Redis]:
+    return [redis.Redis(port=node.port, socket_timeout=5) for node in cluster.nodes]
+
+
+def master_of(admins: list[redis.Redis], key: bytes) -> redis.Redis:
+    return next(admin for admin in admins if key_slot(key) in served_slots(admin))
+
+
+def test_a_hash_tag_puts_every_key_in_one_slot() -> None:
+    plain, tagged = RedisStore(url=LOCAL), RedisStore(url=LOCAL, prefix="app:", hash_tag="sessions-1")
+    sid = bytes(range(16))
+    assert plain.key(sid) == b"cs:s:{000102030405060708090a0b0c0d0e0f}"
+    assert plain.index_key("ada") == b"cs:p:{ada}"
+    assert tagged.key(sid) == b"app:{sessions-1}s:000102030405060708090a0b0c0d0e0f"
+    assert tagged.index_key("a{d}a") == b"app:{sessions-1}p:a{d}a"  # the first braces decide the slot
+    keys = [tagged.key(os.urandom(16)) for _ in range(50)] + [tagged.index_key(f"user{n}") for n in range(50)]
+    assert {key_slot(key) for key in keys} == {key_slot(b"{sessions-1}")}
+    assert len({key_slot(plain.key(os.urandom(16))) for _ in range(50)}) > 40  # without: spread over the slots
+    assert repr(tagged) == "RedisStore(redis://127.0.0.1:6379/0, prefix='app:', hash_tag='sessions-1')"
+    url = store_from_url("redis+cluster://127.0.0.1:7000?hash_tag=live&prefix=x:")
+    assert isinstance(url, RedisStore)
+    assert (url.hash_tag, url.prefix, url.cluster, url.one_server) == ("live", "x:", True, True)
+    for bad in ("", "a}b", "a{b", "with space", "x" * 65, 7):
+        with pytest.raises(ConfigurationError, match="hash_tag"):
+            RedisStore(url=LOCAL, hash_tag=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_with_a_hash_tag_every_command_goes_to_one_master(cluster: LocalCluster, mode: str) -> None:
+    store = RedisStore(url=f"redis://{cluster.nodes[0].address}", cluster=True, prefix=f"tagged-{mode}:",
+                       hash_tag=f"one-{mode}", expiry_margin=3600)
+    plains = cluster_admins(cluster)
+    monitors = [Monitor(node.port) for node in cluster.nodes]
+    for monitor in monitors:
+        monitor.__enter__()
+    try:
+        workload(store, mode, lambda: [plain.script_flush() for plain in plains])
+    finally:
+        for monitor in monitors:
+            monitor.__exit__()
+    ours = [[seen for seen in monitor.seen if any(arg.startswith(store.prefix.encode()) for arg in seen.args)]
+            for monitor in monitors]
+    home = cluster.nodes.index(next(node for node in cluster.nodes if node.port == master_of(
+        plains, store.key(b"x" * 16)).connection_pool.connection_kwargs["port"]))
+    assert ours[home]
+    assert all(not seen for n, seen in enumerate(ours) if n != home), [ours[n] for n in range(3) if n != home]
+    for monitor in monitors:
+        check_commands(monitor.seen, cluster=True)
+    store.close()
+    for plain in plains:
+        plain.close()
+
+
+def putall_records(t: int, count: int, principal: str = "ada") -> list[ops.Record]:
+    return [ops.Record(os.urandom(16), 1, principal, t, t + 1000, t + 600, t, 1, b"saved %d" % n) for n in range(count)]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_with_a_hash_tag_put_all_is_one_atomic_script_on_a_cluster(cluster: LocalCluster, mode: str) -> None:
+    """Per-record compare-and-set, in one script on one master: every right version written, every stale one not."""
+    store = RedisStore(url=f"redis://{cluster.nodes[0].address}", cluster=True, prefix=f"atomic-{mode}:",
+                       hash_tag="live")
+    t = now()
+
+    def perform(op: ops.Op) -> Any:
+        return perform_sync(store, op) if mode == "sync" else asyncio.run(perform_async(store, op))
+
+    existing = putall_records(t, 15)
+    for record in existing:
+        assert perform(ops.Create(record))
+    fresh = putall_records(t, 25, principal="bob")
+
+    def bumped(record: ops.Record) -> ops.Record:
+        return msgspec.structs.replace(record, version=record.version + 1, blob=b"new")
+
+    items = (
+        *((bumped(r), 1) for r in existing[:10]),  # the version the store holds: written
+        *((bumped(r), 7) for r in existing[10:]),  # another process took them over: skipped
+        *((r, 0) for r in fresh),  # new: written
+    )
+    monitors = [Monitor(node.port) for node in cluster.nodes]
+    for monitor in monitors:
+        monitor.__enter__()
+    try:
+        assert perform(ops.PutAll(items)) == 35
+    finally:
+        for monitor in monitors:
+            monitor.__exit__()
+    scripts = [(n, seen) for n, monitor in enumerate(monitors) for seen in monitor.seen
+               if seen.name in ("EVAL", "EVALSHA") and seen.args[1] in (SCRIPTS["put_all"].sha.encode(),
+                                                                       SCRIPTS["put_all"].source.encode())]
+    assert len({n for n, _ in scripts}) == 1  # one master
+    assert [int(seen.args[2]) for _, seen in scripts][-1] == 40  # one script naming every record's key
+    assert [perform(ops.Get(r.sid)).blob for r in existing] == [b"new"] * 10 + [b"saved %d" % n for n in range(10, 15)]
+    assert all(perform(ops.Get(r.sid)) == r for r in fresh)
+    assert perform(ops.CountSessions("bob", t)) == 25  # the index entries followed
+    assert perform(ops.DeleteSessions("ada", None)) == 15
+    assert perform(ops.DeleteSessions("bob", None)) == 25
+    store.close()
+
+
+@pytest.mark.parametrize("tagged", [True, False])
+def test_put_all_that_fails_writes_nothing_with_a_hash_tag_and_per_slot_without(cluster: LocalCluster,
+                                                                                 tagged: bool) -> None:
+    """A key of another type makes the script fail: with a hash tag nothing is written (one script checks every
+    key before its first write); without, only that key's slot is spared — the documented trade-off."""
+    store = RedisStore(url=f"redis://{cluster.nodes[0].address}", cluster=True, prefix=f"failing-{tagged}:",
+                       hash_tag="live" if tagged else None)
+    admins = cluster_admins(cluster)
+    t = now()
+    records = putall_records(t, 40)
+    poisoned = records[17]
+    master_of(admins, store.key(poisoned.sid)).set(store.key(poisoned.sid), b"not a hash")
+    with pytest.raises(StoreUnavailable, match="WRONGTYPE") as failure:
+        perform_sync(store, ops.PutAll(tuple((r, 0) for r in records)))
+    assert "WRONGTYPE" in str(failure.value)
+    written = [r for r in records if r is not poisoned and perform_sync(store, ops.Get(r.sid)) is not None]
+    if tagged:
+        assert written == []  # all or nothing
+    else:
+        same_slot = [r for r in records if key_slot(store.key(r.sid)) == key_slot(store.key(poisoned.sid))]
+        assert len(written) == len(records) - len(same_slot)  # every other slot's script ran: per slot only
+    for record in records:
+        master_of(admins, store.key(record.sid)).delete(store.key(record.sid))
+    for admin in admins:
+        admin.close()
     store.close()
 
 
@@ -557,7 +772,7 @@ def test_urls_name_the_right_store() -> None:
     secure = store_from_url("rediss://:pw@example.invalid:6380")
     assert isinstance(secure, RedisStore)
     assert "pw" not in repr(secure)
-    assert RedisStore(url="redis://h:1/0?password=in-query")._secret == "in-query"  # masked in messages too
+    assert RedisStore(url="redis://h:1/0?password=in-query")._secrets == ("in-query",)  # masked in messages
     clustered = store_from_url("redis+cluster://127.0.0.1:7000")
     assert isinstance(clustered, RedisStore)
     assert clustered.cluster
@@ -630,3 +845,102 @@ def test_a_dead_server_is_store_unavailable_quickly_and_never_shows_the_password
     assert slot.error is not None
     assert slot.error.kind is ErrorKind.STORE_UNAVAILABLE
     assert lines == []  # the cookie is kept
+
+
+# --- credentials never leak ---------------------------------------------------------------------------------
+
+SECRET = "s3cr3t-pw%2Fx"  # percent-encoded in the URL: the client library uses "s3cr3t-pw/x"
+PLAIN_SECRET = "s3cr3t-pw/x"
+
+
+def leaks(*texts: str) -> bool:
+    return any("s3cr3t-pw" in text for text in texts)
+
+
+def described(error: BaseException) -> list[str]:
+    """Everything an application could print about ``error``: message, repr, the formatted traceback chain."""
+    import traceback
+
+    return [str(error), repr(error), repr(error.__cause__), "".join(traceback.format_exception(error))]
+
+
+def refused_urls() -> list[str]:
+    port = free_port()  # nothing listens there
+    socket_path = f"{tempfile.gettempdir()}/clientstate-nothing-{os.urandom(4).hex()}.sock"
+    return [
+        f"redis://user:{SECRET}@127.0.0.1:{port}/0",
+        f"redis://:{SECRET}@127.0.0.1:{port}/0",
+        f"redis://127.0.0.1:{port}/0?password={SECRET}",
+        f"rediss://user:{SECRET}@127.0.0.1:{port}/0?password=other-{SECRET}",
+        f"unix://{socket_path}?password={SECRET}",
+        f"redis+cluster://user:{SECRET}@127.0.0.1:{port}",
+    ]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("url", refused_urls(), ids=["userinfo", "password-only", "query", "both-tls", "unix",
+                                                      "cluster"])
+def test_a_refused_connection_never_shows_the_password(url: str, mode: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    store = store_from_url(url.replace("?", "?timeout=0.5&") if "?" in url else f"{url}?timeout=0.5")
+    assert isinstance(store, RedisStore)
+    assert not leaks(repr(store), str(store))
+
+    def attempt(op: ops.Op) -> Any:
+        return perform_sync(store, op) if mode == "sync" else asyncio.run(perform_async(store, op))
+
+    with pytest.raises(StoreUnavailable) as failure:
+        attempt(ops.Get(os.urandom(16)))
+    assert not leaks(*described(failure.value)), described(failure.value)
+    assert "127.0.0.1" in str(failure.value) or "clientstate-nothing" in str(failure.value)  # the server is named
+    binding = Binding(ACCOUNT, handler(store), FrozenClock(now()))
+    slot, lines = request(binding, None, become("ada"), mode=mode)  # a login: the save fails and is logged
+    assert lines == []
+    cookie = "sid=" + binding.handler._ids.sign(os.urandom(16))  # type: ignore[union-attr]
+    slot, lines = request(binding, cookie, mode=mode)
+    assert slot.error is not None
+    assert slot.error.kind is ErrorKind.STORE_UNAVAILABLE
+    assert not leaks(slot.error.detail, repr(slot.error))
+    logged = [caplog.handler.format(record) for record in caplog.records]
+    assert any("unavailable" in line for line in logged)  # the failed save was logged…
+    assert not leaks(*logged), logged  # …without the password
+
+
+def test_a_wrong_password_is_store_unavailable_without_the_password(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path / "auth").start()
+    try:
+        with redis.Redis(port=server.port) as admin:
+            admin.config_set("requirepass", PLAIN_SECRET)
+        wrong = RedisStore(url=f"redis://:wrong-{SECRET}@127.0.0.1:{server.port}/0", timeout=1)
+        with pytest.raises(StoreUnavailable, match=r"AuthenticationError|WRONGPASS|invalid") as failure:
+            perform_sync(wrong, ops.Get(os.urandom(16)))
+        assert not leaks(*described(failure.value)), described(failure.value)
+        right = RedisStore(url=f"redis://127.0.0.1:{server.port}/0?password={SECRET}", timeout=1)
+        assert perform_sync(right, ops.Get(os.urandom(16))) is None  # the decoded password works
+        assert not leaks(repr(right))
+        wrong.close()
+        right.close()
+    finally:
+        server.destroy()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"redis://user:{SECRET}@127.0.0.1:notaport/0",
+        f"redis://:{SECRET}@[::1/0",
+        f"rediss://:{SECRET}@127.0.0.1:99999/0",
+        f"redis://:{SECRET}@127.0.0.1/notadb",
+        f"redis://:{SECRET}@127.0.0.1:6379/0?timeout=soon",
+        f"redis://127.0.0.1:6379/0?password={SECRET}&timeout=soon",
+        f"redis://127.0.0.1:6379/0?password={SECRET}&socket_timeout=soon",
+        f"redis://:{SECRET}@127.0.0.1:6379/0?hash_tag=a{{b}}",
+        f"http://:{SECRET}@127.0.0.1:6379/0",
+        f"redis+cluster://:{SECRET}@127.0.0.1:6379/0?prefix=a{{b",
+    ],
+)
+def test_a_malformed_url_is_a_configuration_error_without_the_password(url: str) -> None:
+    for build in (store_from_url, RedisStore.from_url, lambda u: RedisStore(url=u)):
+        with pytest.raises(ConfigurationError) as failure:
+            build(url)
+        assert not leaks(*described(failure.value)), (build, described(failure.value))

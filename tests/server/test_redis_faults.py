@@ -25,12 +25,12 @@ from typing import Any
 import msgspec
 import pytest
 
-from clientstate import Binding, ErrorKind, State, StateSlot, server_stored
+from clientstate import Binding, ErrorKind, State, StateSlot, StoreUnavailable, server_stored
 from clientstate._core import store as ops
 from clientstate._core.drive import begin_async, begin_sync, finish_async, finish_sync
 from clientstate._core.flow import perform_sync
 from clientstate.stores.redis import RedisStore
-from clientstate.testing import fixed_keyring
+from clientstate.testing import FrozenClock, fixed_keyring
 from tests.server.kits import CountingStore
 from tests.server.redis_cluster import LocalCluster, RedisServer
 from tests.server.test_behaviour import _sid
@@ -337,6 +337,163 @@ def test_a_cluster_losing_a_master_fails_only_its_slots_and_recovers(
     assert lost == []
     expected_warnings = sum(1 for n, o in enumerate(logins) if o.ok and f"user{n % 7}" in index_on_victim)
     assert index_warnings == expected_warnings  # an index write lost is logged, and never failed its request
+    loop.run_until_complete(store.aclose())
+    loop.close()
+    store.close()
+
+
+def _slot_master(cluster: LocalCluster, store: RedisStore, key: bytes) -> RedisServer:
+    return cluster.nodes[node_serving(cluster, key)]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_touch_survives_the_loss_of_its_index_master(
+    persistent_cluster: LocalCluster, mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The touch and its index write share a pipeline that spans two masters; the index's master dying costs
+    the index write (logged), never the touch; the first touch after the restart repairs the index."""
+    caplog.set_level(logging.WARNING, "clientstate")
+    cluster = persistent_cluster
+    store = RedisStore(url=f"redis://{cluster.nodes[0].address}", cluster=True, prefix="tfault:", timeout=TIMEOUT)
+    victim = _slot_master(cluster, store, store.index_key("ada"))
+    clock = FrozenClock(int(time.time()))
+    binding = Binding(ACCOUNT, server_stored(store, fixed_keyring(1), name="sid", principal=lambda s: s.user,
+                                             idle_timeout=600, touch_interval=60), clock)
+    loop = asyncio.new_event_loop()
+
+    def run(cookie: str | None, act: Any = None) -> tuple[StateSlot[Account], list[str]]:
+        headers = [] if cookie is None else [cookie]
+        if mode == "sync":
+            slot = begin_sync(binding, headers)
+            if act is not None:
+                act(slot)
+            return slot, finish_sync(binding, slot)
+
+        async def go() -> tuple[StateSlot[Account], list[str]]:
+            slot = await begin_async(binding, headers)
+            if act is not None:
+                act(slot)
+            return slot, await finish_async(binding, slot)
+
+        return loop.run_until_complete(go())
+
+    def login(slot: StateSlot[Account]) -> None:
+        slot.state = Account("ada")
+
+    cookies: list[str] = []
+    while len(cookies) < 5:  # sessions on the surviving masters, their index on the victim
+        slot, lines = run(None, login)
+        cookie = lines[0].split(";", 1)[0]
+        if _slot_master(cluster, store, store.key(_sid(binding, cookie))) is not victim:
+            cookies.append(cookie)
+    victim.kill(signal.SIGKILL)
+    clock.advance(61)
+    timings = []
+    for cookie in cookies:  # read-only requests, due for a touch
+        began = time.monotonic()
+        slot, lines = run(cookie)
+        timings.append(time.monotonic() - began)
+        assert (slot.error, lines) == (None, [])
+        record = perform_sync(store, ops.Get(_sid(binding, cookie)))
+        assert record.last_touch == int(clock())  # touched, although its index's master is down
+    lost = [r for r in caplog.records if "principal index" in r.getMessage()]
+    assert len(lost) == len(cookies)  # each lost index write logged
+    victim.start()
+    cluster.wait_ok()
+    deadline = time.monotonic() + 30
+    while True:  # the cluster client finds the master again within a bounded wait
+        try:
+            perform_sync(store, ops.CountSessions("ada", int(clock())))
+            break
+        except StoreUnavailable:
+            assert time.monotonic() < deadline, "the cluster client did not recover"
+            time.sleep(0.05)
+    clock.advance(61)
+    for cookie in cookies:
+        assert run(cookie)[0].error is None
+    assert perform_sync(store, ops.CountSessions("ada", int(clock()))) >= len(cookies)  # the touches re-added them
+    report(f"Redis Cluster: touches while their index's master is down ({mode})", {
+        "touches": len(cookies), "index writes lost and logged": len(lost),
+        "max touch time s": round(max(timings), 3),
+    })
+    assert all(seconds < TIMEOUT + 1 for seconds in timings)
+    loop.run_until_complete(store.aclose())
+    loop.close()
+    store.close()
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGSTOP"])
+def test_a_hash_tagged_store_lives_and_fails_with_its_one_master(
+    persistent_cluster: LocalCluster, mode: str, how: str
+) -> None:
+    """With ``hash_tag`` every key is on one master: another master's loss changes nothing; its own loss makes
+    every request store_unavailable in bounded time (a killed master at once; a hung one within twice the timeout:
+    the client's slot-table refresh after a timeout may wait on it too), cookies kept; after the restart
+    everything works and nothing is lost."""
+    cluster = persistent_cluster
+    store = RedisStore(url=f"redis://{cluster.nodes[0].address}", cluster=True, prefix="hfault:",
+                       hash_tag="live", timeout=TIMEOUT)
+    witness = Witness(store)
+    traffic = Traffic(binding_for(witness), mode)
+    home = _slot_master(cluster, store, store.key(b"x" * 16))
+    other = next(node for node in cluster.nodes if node is not home)
+    loop = asyncio.new_event_loop()
+
+    def run(cookie: str | None, kind: str, n: int) -> Outcome:
+        binding = traffic.binding
+
+        async def go() -> tuple[StateSlot[Account], list[str]]:
+            slot = await begin_async(binding, [] if cookie is None else [cookie])
+            traffic.act(kind, slot, n)
+            return slot, await finish_async(binding, slot)
+
+        began = time.monotonic()
+        if mode == "sync":
+            slot = begin_sync(binding, [] if cookie is None else [cookie])
+            traffic.act(kind, slot, n)
+            lines = finish_sync(binding, slot)
+        else:
+            slot, lines = loop.run_until_complete(go())
+        traffic.record(kind, cookie, began, slot, lines)
+        return traffic.outcomes[-1]
+
+    for n in range(20):
+        assert run(None, "login", n).ok
+    sessions = list(traffic.cookies)
+    other.kill(signal.SIGKILL)  # not the store's master: nothing changes
+    assert all(run(cookie, "visit", n).ok for n, cookie in enumerate(sessions))
+    assert run(None, "login", 99).ok
+    other.start()
+    cluster.wait_ok()
+    assert home.process is not None
+    if how == "SIGSTOP":
+        home.process.send_signal(signal.SIGSTOP)
+    else:
+        home.kill(signal.SIGKILL)
+    down = [run(cookie, "visit", n) for n, cookie in enumerate(sessions[:4])] + [run(None, "login", 7)]
+    assert all(o.unavailable and o.lines == [] for o in down)  # store_unavailable, the cookie kept
+    # a hung master: a request may also wait on it while the client refreshes its slot table (a second timeout)
+    bound = TIMEOUT + 1 if how == "SIGKILL" else 2 * TIMEOUT + 1
+    assert all(o.seconds < bound for o in down), [o.seconds for o in down]
+    if how == "SIGSTOP":
+        home.process.send_signal(signal.SIGCONT)
+    else:
+        home.start()
+    cluster.wait_ok()
+    deadline = time.monotonic() + 30
+    while not run(sessions[0], "visit", 0).ok:
+        assert time.monotonic() < deadline, "the cluster client did not recover"
+        time.sleep(0.05)
+    assert all(run(cookie, "visit", n).ok for n, cookie in enumerate(sessions))
+    lost = witness.lost()
+    report(f"Redis Cluster, hash-tagged store, its master {how} ({mode})", {
+        "sessions": len(sessions), "requests during the outage": len(down),
+        "errors during the outage": sum(o.unavailable for o in down),
+        "max time to store_unavailable s": round(max(o.seconds for o in down), 3),
+        "acknowledged sessions": len(witness.acked), "sessions lost": len(lost),
+    })
+    assert lost == []
     loop.run_until_complete(store.aclose())
     loop.close()
     store.close()
