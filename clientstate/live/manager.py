@@ -53,7 +53,8 @@ connection ends. Every ``cleanup_interval`` (60 s, ±10 % jitter) detached
 sessions past their window leave memory. :meth:`SessionManager.shutdown`
 refuses new sessions, then saves every session in one atomic batch
 (:class:`~clientstate._core.store.PutAll`: one SQL transaction, one Redis
-script over one hash slot) and, for a ``MemoryStore`` with a
+script — on a Redis Cluster only with ``RedisStore(hash_tag=...)``, else one
+per hash slot) and, for a ``MemoryStore`` with a
 ``snapshot_path``, writes the store's authenticated snapshot file, which
 :meth:`SessionManager.startup` restores.
 """
