@@ -1,9 +1,10 @@
 """clientstate: typed session state in authenticated or encrypted cookies.
 
 The public API is what this module exports; everything under
-``clientstate._core`` and ``clientstate._handlers`` is private. Subpackages
+``clientstate._core`` and ``clientstate._handlers`` is private. Submodules
 with public names: :mod:`clientstate.wsgi` and :mod:`clientstate.asgi` (the
-``setup()`` middleware, modules of :mod:`clientstate.adapters`),
+``setup()`` middleware; real modules, so ``import clientstate.wsgi`` works;
+implemented in :mod:`clientstate.adapters`),
 :mod:`clientstate.sudo`, :mod:`clientstate.testing`.
 
 * :class:`State`, :class:`Migration`: what a state is (name, type, schema version).
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 from importlib import metadata as _metadata
 
-from clientstate import sudo
+from clientstate import asgi, sudo, wsgi
 from clientstate._core.binding import Binding
 from clientstate._core.cookies import CookieAttributes, RequestCookies
 from clientstate._core.errors import (
@@ -44,7 +45,6 @@ from clientstate._core.state import Migration, State
 from clientstate._handlers.client_stored import ClientStored, client_stored
 from clientstate._handlers.server_stored import ServerStored, server_stored
 from clientstate._handlers.sessions import AsyncSessions, Sessions
-from clientstate.adapters import asgi, wsgi
 from clientstate.adapters.service import ServiceRequest, ServiceResponse, setup
 
 try:

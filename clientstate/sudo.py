@@ -60,6 +60,7 @@ __all__ = [
     "DEFAULT_FIELD",
     "DEFAULT_MAX_WINDOW",
     "SudoExpired",
+    "SudoStateError",
     "grant",
     "is_active",
     "remaining",
@@ -85,6 +86,27 @@ class SudoExpired(ClientStateError, OSError):
     """The sudo window of a guarded WebSocket connection ended and the guard closed the connection."""
 
 
+class SudoStateError(ConfigurationError, TypeError):
+    """A state :func:`grant` or :func:`revoke` cannot elevate: not a Struct, dataclass or dict, or no such field.
+
+    A :class:`~clientstate.ConfigurationError` (and a ``TypeError``, as a wrong argument type is).
+    """
+
+
+def _check_field(field: object) -> str:
+    if not isinstance(field, str) or not field:
+        raise ConfigurationError(f"sudo field must be a non-empty str, got {type(field).__name__} {field!r:.40}")
+    return field
+
+
+def _check_now(now: object) -> float:
+    if isinstance(now, bool) or not isinstance(now, int | float):
+        raise ConfigurationError(
+            f"now must be a number of seconds since the epoch, got {type(now).__name__} {now!r:.40}"
+        )
+    return float(now)
+
+
 def _read(value: Any, field: str) -> Any:
     if isinstance(value, Mapping):
         return value.get(field)
@@ -92,13 +114,21 @@ def _read(value: Any, field: str) -> Any:
 
 
 def _replace(value: T, field: str, new: float | None) -> T:
-    if isinstance(value, msgspec.Struct):
-        return msgspec.structs.replace(value, **{field: new})
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    _check_field(field)
+    if isinstance(value, msgspec.Struct) or (dataclasses.is_dataclass(value) and not isinstance(value, type)):
+        names = value.__struct_fields__ if isinstance(value, msgspec.Struct) else [
+            f.name for f in dataclasses.fields(value)
+        ]
+        if field not in names:
+            raise SudoStateError(
+                f"sudo-until: {type(value).__name__} has no field {field!r} (add `{field}: float | None = None`)"
+            )
+        if isinstance(value, msgspec.Struct):
+            return msgspec.structs.replace(value, **{field: new})
         return cast(T, dataclasses.replace(value, **{field: new}))
     if isinstance(value, Mapping):
         return cast(T, {**value, field: new})
-    raise TypeError(f"sudo-until needs a msgspec.Struct, a dataclass or a dict, got {type(value).__name__}")
+    raise SudoStateError(f"sudo-until needs a msgspec.Struct, a dataclass or a dict, got {type(value).__name__}")
 
 
 def _check_window(max_window: float) -> float:
@@ -124,10 +154,13 @@ def grant(
 
     Raises:
         ConfigurationError: ``seconds`` is not finite and positive, or longer
-            than ``max_window``; ``max_window`` is not a positive number.
-        TypeError: ``value`` is not a Struct, dataclass or dict.
+            than ``max_window``; ``max_window`` is not a positive number;
+            ``now`` is not a finite number; ``field`` is not a non-empty str.
+        SudoStateError: ``value`` is not a Struct, dataclass or dict, or has no ``field``.
     """
     _check_window(max_window)
+    if not math.isfinite(_check_now(now)):
+        raise ConfigurationError(f"now must be a finite number of seconds since the epoch, got {now!r}")
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not math.isfinite(seconds) or seconds <= 0:
         raise ConfigurationError(f"sudo window must be a finite number of seconds > 0, got {seconds!r}")
     if seconds > max_window:
@@ -139,13 +172,17 @@ def revoke(value: T, *, field: str = DEFAULT_FIELD) -> T:
     """Return a copy of ``value`` with elevation removed (``sudo_until = None``).
 
     Raises:
-        TypeError: ``value`` is not a Struct, dataclass or dict.
+        ConfigurationError: ``field`` is not a non-empty str.
+        SudoStateError: ``value`` is not a Struct, dataclass or dict, or has no ``field``.
     """
     return _replace(value, field, None)
 
 
 def _until(value: Any, now: float, field: str, max_window: float) -> float | None:
     """The instant elevation ends, if ``value`` is elevated at ``now`` within ``max_window``; else ``None``."""
+    _check_now(now)
+    _check_field(field)
+    _check_window(max_window)
     if value is None:
         return None
     until = _read(value, field)
@@ -161,13 +198,22 @@ def is_active(value: Any, now: float, *, field: str = DEFAULT_FIELD, max_window:
     """Whether ``value`` is elevated at ``now``: ``now < value.sudo_until <= now + max_window``.
 
     ``None`` (no state), a ``None``/missing/non-number field, and an instant
-    more than ``max_window`` seconds ahead are never elevated.
+    more than ``max_window`` seconds ahead are never elevated; nor is anything
+    at a NaN ``now``.
+
+    Raises:
+        ConfigurationError: ``now`` is not a number (a ``bool`` or ``str``),
+            ``field`` is not a non-empty str, or ``max_window`` is not a positive number.
     """
     return _until(value, now, field, max_window) is not None
 
 
 def remaining(value: Any, now: float, *, field: str = DEFAULT_FIELD, max_window: float = DEFAULT_MAX_WINDOW) -> float:
-    """Seconds of elevation left at ``now`` (0 when not elevated)."""
+    """Seconds of elevation left at ``now`` (0 when not elevated).
+
+    Raises:
+        ConfigurationError: as :func:`is_active`.
+    """
     until = _until(value, now, field, max_window)
     return 0.0 if until is None else until - now
 

@@ -69,7 +69,7 @@ def test_every_exported_name_exists_and_request_response_are_not_exported() -> N
 
 def test_implementation_modules_are_private() -> None:
     public_files = {p.name for p in PACKAGE.glob("*.py")}
-    assert public_files == {"__init__.py", "__main__.py", "cli.py", "sudo.py"}
+    assert public_files == {"__init__.py", "__main__.py", "asgi.py", "cli.py", "sudo.py", "wsgi.py"}
     for folder in ("_core", "_handlers"):
         assert (PACKAGE / folder / "__init__.py").exists()
     # The adapters are middleware only: no request reading, no serving, no JSON helpers.

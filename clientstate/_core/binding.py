@@ -90,13 +90,15 @@ _KEEP_COOKIE: Final = frozenset(
 )
 
 
-#: A clock reading at or past this (seconds; the year 5138) is refused, as are NaN, infinity and readings <= 0.
-_CLOCK_LIMIT: Final = 1e11
+#: Clock readings must lie strictly between minus and plus this: NaN and the infinities are refused (a NaN
+#: compares false with every deadline and would stop expiry). Finite readings outside what a token can hold
+#: are the handlers' to judge (they fail closed on load and raise ClientStateError on save).
+_CLOCK_LIMIT: Final = float("inf")
 
 
 def _bad_clock(now: object) -> ConfigurationError:
     return ConfigurationError(
-        f"the clock returned {now!r}: it must return seconds since the Unix epoch, a finite number above 0 "
+        f"the clock returned {now!r}: it must return seconds since the Unix epoch as a finite number "
         "(like time.time())"
     )
 
@@ -165,11 +167,14 @@ class Binding(Immutable, Generic[T]):
         handler needs store I/O (use :meth:`begin_plan`).
         """
         now = self.clock()
-        if not 0 < now < _CLOCK_LIMIT:  # also false for NaN: a broken clock must not stop expiry
+        if not -_CLOCK_LIMIT < now < _CLOCK_LIMIT:  # false for NaN and the infinities
             raise _bad_clock(now)
         if not cookie_headers:
             return StateSlot(self, Loaded.absent(), now)
-        return StateSlot(self, self._pure().load(self.descriptor, RequestCookies(cookie_headers), now), now)
+        handler = self._without_io  # the per-request path: no _pure() call unless it must raise
+        if handler is None:
+            handler = self._pure()
+        return StateSlot(self, handler.load(self.descriptor, RequestCookies(cookie_headers), now), now)
 
     def attach(self, mapping: MutableMapping[str, Any], slot: StateSlot[T]) -> None:
         """Put ``slot`` in a request's environ or scope, refusing a collision with another binding.
@@ -291,7 +296,7 @@ class Binding(Immutable, Generic[T]):
         """The plan that loads the state with a store-backed handler (run it with ``clientstate._core.flow``)."""
         handler = self._planned()
         now = self.clock()
-        if not 0 < now < _CLOCK_LIMIT:
+        if not -_CLOCK_LIMIT < now < _CLOCK_LIMIT:
             raise _bad_clock(now)
         loaded = yield from handler.load_plan(self.descriptor, RequestCookies(cookie_headers), now)
         return StateSlot(self, loaded, now)
@@ -305,7 +310,7 @@ class Binding(Immutable, Generic[T]):
         handler = self._planned()
         change = self.decide(slot)
         now = self.clock()  # the store judges the write at its own time: a slow request cannot outlive a deadline
-        if not 0 < now < _CLOCK_LIMIT:
+        if not -_CLOCK_LIMIT < now < _CLOCK_LIMIT:
             raise _bad_clock(now)
         return (yield from handler.save_plan(self.descriptor, slot.loaded, change, now))
 

@@ -33,10 +33,23 @@ from typing import Final
 from clientstate._core.cookies import MAX_COOKIE_BYTES, RequestCookies
 from clientstate._core.errors import AMBIGUOUS_COOKIE, CookieTooLarge, ErrorKind, LoadError
 
-__all__ = ["chunk_name", "chunk_size", "join_chunks", "split_token"]
+__all__ = ["chunk_index", "chunk_name", "chunk_size", "join_chunks", "split_token"]
 
-# A chunk count or index as chunk_name and split_token write it (max_chunks <= 50).
-_NUMBER: Final = re.compile(r"[1-9][0-9]?")
+# A chunk count or index as chunk_name and split_token write it (max_chunks <= 50): ASCII digits only,
+# no sign, space or leading zero (int() alone would accept '+1', ' 1', '01' and '١').
+_NUMBER: Final = re.compile(r"[1-9][0-9]?", re.ASCII)
+
+
+def chunk_index(tail: str, max_chunks: int) -> int | None:
+    """The chunk index ``tail`` spells (the part of ``name.<tail>`` after the dot), if it is one of ours.
+
+    Only the spelling :func:`chunk_name` writes counts: ``1`` to ``max_chunks - 1`` in
+    ASCII digits without a sign, spaces or a leading zero; anything else is ``None``.
+    """
+    if _NUMBER.fullmatch(tail) is None:
+        return None
+    index = int(tail)
+    return index if index < max_chunks else None
 
 
 def chunk_name(name: str, index: int) -> str:
@@ -79,9 +92,9 @@ def _indices(cookies: RequestCookies, name: str, max_chunks: int) -> list[int]:
     found = []
     for cookie in cookies.names():
         if cookie.startswith(prefix):
-            tail = cookie[len(prefix) :]
-            if _NUMBER.fullmatch(tail) and int(tail) < max_chunks:
-                found.append(int(tail))
+            index = chunk_index(cookie[len(prefix) :], max_chunks)
+            if index is not None:
+                found.append(index)
     return found
 
 

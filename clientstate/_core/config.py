@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
+import math
 from collections.abc import Callable
 from typing import Any, Final, ParamSpec, TypeVar
 
@@ -19,6 +20,8 @@ from clientstate._core.errors import ConfigurationError
 __all__ = [
     "MAX_SECONDS",
     "check_callable",
+    "check_duration",
+    "check_finite",
     "check_int",
     "check_seconds",
     "check_type",
@@ -46,6 +49,30 @@ def check_int(value: object, label: str, low: int, high: int, unit: str = "") ->
 def check_seconds(value: object, label: str, low: int = 1, high: int = MAX_SECONDS) -> int:
     """``value`` if it is a whole number of seconds from ``low`` to ``high``; else ConfigurationError."""
     return check_int(value, label, low, high, "seconds")
+
+
+def check_finite(value: object, label: str) -> float:
+    """``value`` as a float if it is a finite ``int`` or ``float`` (not ``bool``, NaN or infinity).
+
+    Raises:
+        ConfigurationError: ``value`` is not a number, is a ``bool``, or is NaN or infinite.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigurationError(f"{label} must be a finite number, got {type(value).__name__} {value!r:.60}")
+    return float(value)
+
+
+def check_duration(value: object, label: str, high: float) -> float:
+    """``value`` as a float if it is a number of seconds above 0 and at most ``high``.
+
+    Raises:
+        ConfigurationError: not an ``int``/``float`` (``bool`` and ``str`` included), NaN,
+            infinite, zero or negative, or above ``high``.
+    """
+    seconds = check_finite(value, label)
+    if not 0 < seconds <= high:
+        raise ConfigurationError(f"{label} must be a number of seconds above 0 and at most {high:g}, got {value!r}")
+    return seconds
 
 
 def check_type(value: V, expected: type | tuple[type, ...], label: str, hint: str = "") -> V:
@@ -82,7 +109,8 @@ def signature_error(
     except TypeError as exc:
         accepted = [
             p.name for p in spec.parameters.values()
-            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and not p.name.startswith("_") and p.name != "self"
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+            and not p.name.startswith("_") and p.name not in ("self", "cls")
         ]
         unknown = [word for word in kwargs if word not in spec.parameters]
         if unknown:

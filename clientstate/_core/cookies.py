@@ -40,11 +40,12 @@ from clientstate._core.value import ConfigValue, Immutable
 
 __all__ = [
     "MAX_COOKIE_BYTES",
+    "MAX_COOKIE_NAME",
     "MAX_MAX_AGE",
     "CookieAttributes",
     "CookieWriter",
     "RequestCookies",
-    "check_cookie_size",
+    "check_domain",
     "parse_cookie_header",
     "set_cookie_name",
     "validate_cookie_name",
@@ -60,8 +61,16 @@ SameSite = Literal["Strict", "Lax", "None"]
 
 # RFC 9110 §5.6.2 token characters: what RFC 6265 §4.1.1 allows in a cookie name.
 _TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# Path and Domain attribute values: no controls, no ';' (RFC 6265 §4.1.1 av-octet).
+# Path attribute values: no controls, no ';' (RFC 6265 §4.1.1 av-octet).
 _AV: Final = re.compile(r"[\x20-\x3a\x3c-\x7e]*")
+# A Domain attribute value: a host name of LDH labels (RFC 6265 §4.1.2.3, RFC 1034 §3.5 with RFC 1123
+# leading digits), ASCII only (IDNs in their A-label form), 1-63 characters per label, no leading
+# or trailing dot or hyphen, at most 253 characters.
+_LABEL: Final = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+_MAX_DOMAIN: Final = 253
+#: The longest cookie name accepted, in characters: names travel in every request, and the value
+#: must still fit beside them in 4096 bytes (with room for a chunk suffix).
+MAX_COOKIE_NAME: Final = 200
 
 
 def validate_cookie_name(name: str) -> str:
@@ -71,15 +80,76 @@ def validate_cookie_name(name: str) -> str:
         ``name`` unchanged.
 
     Raises:
-        ConfigurationError: ``name`` is empty or has a character outside the
-            token set (space, ``=``, ``;``, ``,``, quotes, controls, non-ASCII).
+        ConfigurationError: ``name`` is empty, longer than 200 characters
+            (:data:`MAX_COOKIE_NAME`), or has a character outside the token set
+            (space, ``=``, ``;``, ``,``, quotes, controls, non-ASCII).
     """
     if not isinstance(name, str) or not _TOKEN.fullmatch(name):
         raise ConfigurationError(
-            f"cookie name {name!r} is not a token (RFC 6265 §4.1.1): use letters, digits "
+            f"cookie name {name!r:.80} is not a token (RFC 6265 §4.1.1): use letters, digits "
             f"and !#$%&'*+-.^_`|~"
         )
+    if len(name) > MAX_COOKIE_NAME:
+        raise ConfigurationError(
+            f"cookie name {name[:40]!r}... is {len(name)} characters, over the {MAX_COOKIE_NAME} accepted: "
+            f"the name is sent with every request and shares the 4096-byte limit with the value"
+        )
     return name
+
+
+def check_domain(domain: object) -> str:
+    """Check a ``Domain`` attribute value: a host name in RFC 6265 §4.1.2.3 syntax.
+
+    Returns:
+        ``domain`` unchanged.
+
+    Raises:
+        ConfigurationError: not a ``str``; empty; a leading dot (browsers ignore
+            it, and ``Domain=example.com`` already covers every subdomain); a
+            trailing dot; an IP address (with or without a port) or any port;
+            a label that is empty, over 63 characters, starts or ends with
+            ``-``, or has a character other than ASCII letters, digits and
+            ``-`` (write internationalised names in their ``xn--`` form); over
+            253 characters; or a single label (``localhost``, a top-level
+            domain), which browsers refuse.
+    """
+    if not isinstance(domain, str):
+        raise ConfigurationError(f"cookie Domain must be a str or None, got {type(domain).__name__}")
+    reason = _domain_problem(domain)
+    if reason is not None:
+        raise ConfigurationError(f"cookie Domain {domain!r:.80} is not a valid domain: {reason}")
+    return domain
+
+
+def _domain_problem(domain: str) -> str | None:
+    if not domain:
+        return "it is empty; use None for a host-only cookie"
+    if domain.startswith("."):
+        return (
+            f"drop the leading dot and write {domain.lstrip('.')!r} (browsers ignore the dot, and a Domain "
+            f"always covers its subdomains)"
+        )
+    if ":" in domain or "[" in domain or _is_ipv4(domain):
+        return "an IP address or a port; omit Domain (None) for a cookie of this host only"
+    if domain.endswith("."):
+        return "write it without the trailing dot"
+    if len(domain) > _MAX_DOMAIN:
+        return f"{len(domain)} characters, over the {_MAX_DOMAIN} a host name may have"
+    labels = domain.split(".")
+    bad = next((label for label in labels if not _LABEL.fullmatch(label)), None)
+    if bad is not None:
+        return (
+            f"label {bad!r:.70} must be 1-63 ASCII letters, digits or '-', not starting or ending with '-' "
+            f"(internationalised names in their xn-- form)"
+        )
+    if len(labels) < 2:
+        return "a single label, which browsers refuse; omit Domain (None) for a host-only cookie"
+    return None
+
+
+def _is_ipv4(text: str) -> bool:
+    parts = text.split(".")
+    return len(parts) == 4 and all(part.isascii() and part.isdigit() for part in parts)
 
 
 class CookieAttributes(ConfigValue, kw_only=True, frozen=True):
@@ -87,7 +157,9 @@ class CookieAttributes(ConfigValue, kw_only=True, frozen=True):
 
     Args (keywords only):
         path: ``Path`` (default ``"/"``, the whole site); must start with ``/``.
-        domain: ``Domain``, or ``None`` (default) for a host-only cookie.
+        domain: ``Domain``, or ``None`` (default) for a host-only cookie; a
+            host name such as ``example.com`` (no leading dot, no IP address
+            or port; see :func:`check_domain`).
         secure: ``Secure`` (default ``True``): only sent over HTTPS.
         http_only: ``HttpOnly`` (default ``True``): hidden from JavaScript.
         same_site: ``"Strict"``, ``"Lax"`` (default), ``"None"``, or ``None``
@@ -100,7 +172,8 @@ class CookieAttributes(ConfigValue, kw_only=True, frozen=True):
 
     Raises:
         ConfigurationError: an unknown or misspelled argument, an invalid
-            value (``secure`` and ``http_only`` must be ``bool``),
+            value (``secure`` and ``http_only`` must be ``bool``; a ``domain``
+            :func:`check_domain` refuses),
             ``SameSite=None`` without ``Secure``, or a ``Max-Age`` outside
             1 s to 400 days. Prefix rules are checked with :meth:`check_name`.
     """
@@ -118,10 +191,8 @@ class CookieAttributes(ConfigValue, kw_only=True, frozen=True):
             raise ConfigurationError(
                 f"cookie Path must start with '/' and hold no ';' or control characters, got {path!r}"
             )
-        if domain is not None and (
-            not isinstance(domain, str) or not domain or not _AV.fullmatch(domain) or " " in domain
-        ):
-            raise ConfigurationError(f"cookie Domain {domain!r} is not a valid domain")
+        if domain is not None:
+            check_domain(domain)
         if same_site not in ("Strict", "Lax", "None", None):
             raise ConfigurationError(f"SameSite must be 'Strict', 'Lax', 'None' or None, got {same_site!r}")
         for label, flag in (("secure", self.secure), ("http_only", self.http_only)):
@@ -240,15 +311,6 @@ class CookieWriter(Immutable):
 
 
 _LIFETIME_CACHE: Final = 64
-
-
-def check_cookie_size(name: str, value: str) -> None:
-    """Raise :class:`~clientstate._core.errors.CookieTooLarge` if ``name`` plus ``value`` exceeds 4096 bytes."""
-    size = len(name.encode("utf-8")) + len(value.encode("utf-8"))
-    if size > MAX_COOKIE_BYTES:
-        raise CookieTooLarge(name, size, MAX_COOKIE_BYTES)
-
-
 
 
 def parse_cookie_header(header: str) -> Iterator[tuple[str, str]]:

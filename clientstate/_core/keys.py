@@ -48,7 +48,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from clientstate._core.base64url import b64url_decode, b64url_encode
 from clientstate._core.config import checked
-from clientstate._core.errors import KeyFormatError
+from clientstate._core.errors import ConfigurationError, KeyFormatError
 from clientstate._core.value import ConfigValue, Value
 
 __all__ = ["ENV_VAR", "MAX_SECRET_BYTES", "MIN_SECRET_BYTES", "Key", "Keyring", "fixed_secret", "generate_key"]
@@ -311,17 +311,39 @@ class Keyring(ConfigValue, eq=False, frozen=True):
         return cls(current, tuple(key for _, key in parsed if key is not current))
 
     @classmethod
+    @checked
     def from_env(
         cls, name: str = ENV_VAR, environ: Mapping[str, str] | None = None, *, for_testing: bool = False
     ) -> Keyring:
         """Read a keyring from an environment variable (default ``CLIENTSTATE_KEYS``).
 
+        Args:
+            name: the variable's name, a non-empty ``str`` without ``=`` or NUL.
+            environ: the mapping to read (default ``os.environ``).
+            for_testing: ``True`` to accept the testing kit's well-known keys.
+
         Raises:
+            ConfigurationError: ``name`` is not a valid variable name, ``environ``
+                is not a mapping, ``for_testing`` is not a ``bool``, or the
+                variable's value is not a ``str``.
             KeyFormatError: the variable is unset or empty, or its text is
                 invalid or holds a weak or well-known secret.
         """
+        if not isinstance(name, str) or not name or "=" in name or "\x00" in name:
+            raise ConfigurationError(
+                f"Keyring.from_env name must be an environment variable name (a non-empty str without '=' "
+                f"or NUL), got {type(name).__name__} {name!r:.40}"
+            )
+        if environ is not None and not isinstance(environ, Mapping):
+            raise ConfigurationError(f"Keyring.from_env environ must be a mapping, got {type(environ).__name__}")
+        if not isinstance(for_testing, bool):
+            raise ConfigurationError(f"for_testing must be True or False, got {for_testing!r}")
         env = os.environ if environ is None else environ
         text = env.get(name, "")
+        if not isinstance(text, str):
+            raise ConfigurationError(
+                f"environment variable {name} must hold text, got {type(text).__name__} (keys are never printed)"
+            )
         if not text.strip():
             raise KeyFormatError(
                 f"environment variable {name} is not set; generate a key with `python -m clientstate keygen`"

@@ -27,7 +27,7 @@ from typing import Any, Final, Generic, TypeVar, overload
 
 import msgspec
 
-from clientstate._core.config import check_callable, check_int, unknown_arguments
+from clientstate._core.config import check_callable, check_int, checked, unknown_arguments
 from clientstate._core.errors import ConfigurationError, ErrorKind, LoadError, StateEncodeError
 from clientstate._core.value import ConfigValue, Immutable
 
@@ -106,40 +106,106 @@ def _immutable(type_: Any) -> bool:
         return False
 
 
-_NOT_SHAPE: Final = frozenset({"cls", "default", "default_factory"})
+_I = msgspec.inspect
+# The attributes of each msgspec.inspect node that decide how values encode and decode, by node type.
+# Anything not named here (class names, defaults, docstrings, JSON-schema extras) is not shape.
+_LEAVES: Final[dict[type, tuple[str, ...]]] = {
+    _I.AnyType: (), _I.NoneType: (), _I.BoolType: (), _I.DateType: (), _I.TimeDeltaType: (), _I.UUIDType: (),
+    _I.DecimalType: (), _I.RawType: (), _I.ExtType: (),
+    _I.IntType: ("gt", "ge", "lt", "le", "multiple_of"),
+    _I.FloatType: ("gt", "ge", "lt", "le", "multiple_of"),
+    _I.StrType: ("min_length", "max_length", "pattern"),
+    _I.BytesType: ("min_length", "max_length"),
+    _I.ByteArrayType: ("min_length", "max_length"),
+    _I.MemoryViewType: ("min_length", "max_length"),
+    _I.DateTimeType: ("tz",),
+    _I.TimeType: ("tz",),
+}
+_CONTAINERS: Final[dict[type, tuple[str, ...]]] = {
+    _I.ListType: ("item_type", "min_length", "max_length"),
+    _I.SetType: ("item_type", "min_length", "max_length"),
+    _I.FrozenSetType: ("item_type", "min_length", "max_length"),
+    _I.VarTupleType: ("item_type", "min_length", "max_length"),
+    _I.DictType: ("key_type", "value_type", "min_length", "max_length"),
+    _I.TupleType: ("item_types",),
+    _I.UnionType: ("types",),
+    _I.Metadata: ("type",),
+}
+_RECORDS: Final[dict[type, tuple[str, ...]]] = {
+    _I.StructType: ("tag_field", "tag", "array_like", "forbid_unknown_fields"),
+    _I.TypedDictType: (),
+    _I.DataclassType: (),
+    _I.NamedTupleType: (),
+}
+if hasattr(_I, "FrozenDictType"):  # msgspec versions without it cannot produce it
+    _CONTAINERS[_I.FrozenDictType] = ("key_type", "value_type", "min_length", "max_length")
+
+
+def _scalar(value: object) -> str:
+    """A constraint or literal value, spelt with its type so that ``1``, ``1.0``, ``True`` and ``'1'`` differ."""
+    if value is None or isinstance(value, bool | int | float | str | bytes):
+        return f"{type(value).__name__}:{value!r}"
+    if isinstance(value, tuple):
+        return "(" + ",".join(_scalar(item) for item in value) + ")"
+    raise ConfigurationError(f"cannot fingerprint the value {value!r} of a type's description")
 
 
 def fingerprint(type_: Any) -> bytes:
-    """8 bytes identifying the shape of ``type_``: SHA-256 of a canonical description from ``msgspec.inspect``.
+    """8 bytes identifying the shape of ``type_``: SHA-256 of a canonical description of it.
 
-    The description covers what decides how values encode and decode — field
-    names and encoded names, requiredness, nested types, constraints
-    (``ge``, ``max_length``, patterns...), enum members, literal values, tags —
-    and not class names, defaults or docstrings. Two types of one shape share
-    a fingerprint; changing the shape changes it (with overwhelming probability).
+    The description is built by an explicit walk of ``msgspec.inspect.type_info(type_)``
+    that names, per kind of node, the attributes that decide how values
+    encode and decode — field names and encoded names, requiredness, nested
+    types, constraints (``ge``, ``max_length``, patterns...), enum members,
+    literal values, tags — and not class names, defaults or docstrings. It
+    never uses ``repr`` of msgspec's objects, so it is stable across msgspec
+    releases. Two types of one shape share a fingerprint; changing the shape
+    changes it (with overwhelming probability).
+
+    Raises:
+        ConfigurationError: ``type_`` is not a type msgspec can describe, or its
+            description holds a kind of node this function does not know (a newer
+            msgspec's: the fingerprint must be extended, not guessed).
     """
     classes: dict[type, int] = {}
 
     def describe(node: Any) -> str:
-        if isinstance(node, tuple):
-            return "(" + ",".join(describe(item) for item in node) + ")"
-        if not isinstance(node, msgspec.Struct):
-            return repr(node)
-        cls = getattr(node, "cls", None)
-        if isinstance(cls, type) and not isinstance(node, msgspec.inspect.EnumType):
-            if cls in classes:  # a recursive type: refer to it by its position
-                return f"@{classes[cls]}"
-            classes[cls] = len(classes)
-        parts = [type(node).__name__]
-        if isinstance(node, msgspec.inspect.EnumType):
-            parts.append(repr([(m.name, m.value) for m in node.cls]))
-        for name in node.__struct_fields__:
-            if name not in _NOT_SHAPE:
-                parts.append(f"{name}={describe(getattr(node, name))}")
-        return "[" + ";".join(parts) + "]"
+        kind = type(node)
+        name = kind.__name__
+        if kind in _LEAVES:
+            return name + "(" + ",".join(f"{a}={_scalar(getattr(node, a))}" for a in _LEAVES[kind]) + ")"
+        if kind in _CONTAINERS:
+            parts = []
+            for attribute in _CONTAINERS[kind]:
+                value = getattr(node, attribute)
+                if attribute.endswith("types"):
+                    parts.append(f"{attribute}=[" + ",".join(describe(t) for t in value) + "]")
+                elif attribute.endswith("type"):
+                    parts.append(f"{attribute}={describe(value)}")
+                else:
+                    parts.append(f"{attribute}={_scalar(value)}")
+            return name + "(" + ",".join(parts) + ")"
+        if kind is _I.LiteralType:
+            return name + "(" + ",".join(_scalar(v) for v in node.values) + ")"
+        if kind is _I.EnumType:
+            return name + "(" + ",".join(f"{m.name}={_scalar(m.value)}" for m in node.cls) + ")"
+        if kind in _RECORDS:
+            if node.cls in classes:  # a recursive type: refer to it by its position
+                return f"@{classes[node.cls]}"
+            classes[node.cls] = len(classes)
+            options = [f"{a}={_scalar(getattr(node, a))}" for a in _RECORDS[kind]]
+            fields = [
+                f"{f.name}/{f.encode_name}/{'required' if f.required else 'optional'}:{describe(f.type)}"
+                for f in node.fields
+            ]
+            return name + "(" + ",".join(options + fields) + ")"
+        raise ConfigurationError(f"cannot fingerprint a {name} node of msgspec.inspect (type {type_!r})")
 
-    text = describe(msgspec.inspect.type_info(type_))
-    return hashlib.sha256(text.encode("utf-8")).digest()[:8]
+    try:
+        info = msgspec.inspect.type_info(type_)
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(f"cannot fingerprint {type_!r}: {exc}") from None
+    return hashlib.sha256(describe(info).encode("utf-8")).digest()[:8]
 
 
 def _decoder(type_: Any, where: str) -> msgspec.msgpack.Decoder[Any]:
@@ -198,8 +264,9 @@ class State(Immutable, Generic[T]):
             older version with no migration fails to authenticate.
 
     Raises:
-        ConfigurationError: an unknown argument, a bad name or version, a type
-            msgspec cannot handle, something other than a :class:`Migration`
+        ConfigurationError: an unknown, missing or extra positional argument,
+            a bad name or version (not a str; not an ``int``, or a ``bool``), a
+            type msgspec cannot handle (or ``None``), something other than a :class:`Migration`
             in ``migrations``, a migration for a version that is not older than
             ``version``, or two migrations for one version.
 
@@ -236,6 +303,7 @@ class State(Immutable, Generic[T]):
     @overload
     def __init__(self, name: str, type: Any, *, version: int = 1, migrations: Iterable[Migration[T]] = ()) -> None: ...
 
+    @checked
     def __init__(
         self,
         name: str,
@@ -250,6 +318,8 @@ class State(Immutable, Generic[T]):
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise ConfigurationError(f"state name must be 1-128 characters of A-Z a-z 0-9 _ . : -, got {name!r}")
         check_int(version, f"state {name!r}: schema version", 0, MAX_SCHEMA_VERSION)
+        if type is None or type is builtins.type(None):
+            raise ConfigurationError(f"state {name!r}: type None cannot hold a state (None means 'no state')")
         if isinstance(migrations, str | bytes) or not isinstance(migrations, Iterable):
             raise ConfigurationError(f"state {name!r}: migrations must be an iterable of Migration")
         by_version: dict[int, Migration[T]] = {}
@@ -295,19 +365,20 @@ class State(Immutable, Generic[T]):
         sees it, rather than logging the user out on the next request.
 
         Raises:
-            StateEncodeError: ``value`` is ``None``, cannot be encoded, or does
-                not decode as ``type`` (for example a ``str`` in an ``int``
-                field), with msgspec's message naming the field.
+            StateEncodeError: ``value`` is ``None``, cannot be encoded (a value
+                that contains itself, nesting too deep to encode), or does not
+                decode as ``type`` (for example a ``str`` in an ``int`` field),
+                with msgspec's message naming the field.
         """
         try:
             payload = self._encoder.encode(value)  # the common case of _encode, inlined
-        except (msgspec.EncodeError, TypeError, ValueError, ArithmeticError):
+        except (msgspec.EncodeError, TypeError, ValueError, ArithmeticError, RecursionError):
             payload = self._encode(value)[0]
         if value is None:
             raise StateEncodeError(self.name, "None means 'no state' and cannot be encoded")
         try:
             self._decoder.decode(payload)
-        except (msgspec.DecodeError, TypeError, ValueError, ArithmeticError) as exc:
+        except (msgspec.DecodeError, TypeError, ValueError, ArithmeticError, RecursionError) as exc:
             raise StateEncodeError(self.name, str(exc)) from None
         return payload
 
@@ -321,6 +392,10 @@ class State(Immutable, Generic[T]):
             except TypeError:
                 # Unorderable set members or map keys: keep iteration order.
                 return self._unordered.encode(value), False
+        except RecursionError:
+            raise StateEncodeError(
+                self.name, "the value contains itself (a reference cycle) or nests too deep to encode"
+            ) from None
         except (msgspec.EncodeError, TypeError, ValueError, ArithmeticError) as exc:
             raise StateEncodeError(self.name, str(exc)) from None
 
@@ -328,7 +403,7 @@ class State(Immutable, Generic[T]):
         """Raise :class:`StateEncodeError` unless ``payload`` decodes strictly as the type."""
         try:
             self._decoder.decode(payload)
-        except (msgspec.DecodeError, TypeError, ValueError, ArithmeticError) as exc:
+        except (msgspec.DecodeError, TypeError, ValueError, ArithmeticError, RecursionError) as exc:
             raise StateEncodeError(self.name, str(exc)) from None
 
     def changed(self, loaded_payload: bytes | None, value: T, checked: bytes | None = None) -> bytes | None:
@@ -375,7 +450,7 @@ class State(Immutable, Generic[T]):
         if version is None or version == self.version:
             try:
                 return self._decoder.decode(payload)
-            except (msgspec.DecodeError, ValueError, TypeError, ArithmeticError) as exc:
+            except (msgspec.DecodeError, ValueError, TypeError, ArithmeticError, RecursionError) as exc:
                 return LoadError(ErrorKind.STATE_DECODE, str(exc))
         for migration in self.migrations:
             if migration.version == version:
@@ -385,7 +460,7 @@ class State(Immutable, Generic[T]):
     def _migrate(self, migration: Migration[T], payload: bytes) -> T | LoadError:
         try:
             old = self._decoders[migration.version].decode(payload)
-        except (msgspec.DecodeError, ValueError, TypeError, ArithmeticError) as exc:
+        except (msgspec.DecodeError, ValueError, TypeError, ArithmeticError, RecursionError) as exc:
             return LoadError(
                 ErrorKind.STATE_DECODE, f"as schema version {migration.version}: {exc}"
             )

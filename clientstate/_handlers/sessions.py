@@ -9,28 +9,39 @@ principal index — never a scan of all sessions.
 from __future__ import annotations
 
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
-from clientstate._core.config import check_int, check_type
+from clientstate._core.config import check_callable, check_finite, check_int, check_type, checked
 from clientstate._core.errors import ConfigurationError
-from clientstate._core.flow import run_async, run_sync
+from clientstate._core.flow import Plan, run_async, run_sync
+from clientstate._core.handler import Handler
 from clientstate._core.slot import StateSlot
 from clientstate._core.store import CountSessions, DeleteSessions, ListSessions, SessionInfo, Store, Sweep
 
 __all__ = ["AsyncSessions", "Sessions"]
 
+#: A clock: seconds since the epoch.
+Clock = Callable[[], float]
 
-def _store_of(target: Any) -> Store:
-    store = getattr(target, "store", target)
-    if not isinstance(store, Store):
-        raise ConfigurationError(f"needs a server_stored handler or a store, got {type(target).__name__}")
-    return store
+
+def _store_of(target: object) -> Store:
+    if isinstance(target, Store):
+        return target
+    store = getattr(target, "store", None)
+    if isinstance(store, Store):
+        return store
+    if isinstance(target, Handler):
+        raise ConfigurationError(
+            f"Sessions needs a server_stored handler or a store; {type(target).__name__} keeps state in "
+            f"cookies, which the server cannot list or end"
+        )
+    raise ConfigurationError(f"Sessions needs a server_stored handler or a store, got {type(target).__name__}")
 
 
 def _principal(principal: object) -> str:
-    if not isinstance(principal, str):
-        raise ConfigurationError(f"principal must be a str, got {type(principal).__name__}")
+    if not isinstance(principal, str) or not principal:
+        raise ConfigurationError(f"principal must be a non-empty str, got {type(principal).__name__} {principal!r:.40}")
     return principal
 
 
@@ -42,78 +53,110 @@ def _keep_sid(keep: StateSlot[Any] | None) -> bytes | None:
     return None if record is None else record.sid
 
 
-def _list(principal: str, now: float | None) -> Generator[Any, Any, list[SessionInfo]]:
-    rows = yield ListSessions(_principal(principal), int(time.time() if now is None else now))
-    return [info for _, info in rows]
+class _Plans:
+    """What :class:`Sessions` and :class:`AsyncSessions` share: arguments checked once, one plan per operation."""
+
+    __slots__ = ("clock", "store")
+
+    store: Store
+    clock: Clock
+
+    def __init__(self, target: Any, *, clock: Clock = time.time) -> None:
+        self.store = _store_of(target)
+        self.clock = check_callable(clock, "Sessions clock", "clock() -> seconds since the epoch")
+
+    def _now(self, now: object) -> int:
+        """``now`` (or the clock's reading) as whole seconds; ConfigurationError for NaN, infinity or a non-number."""
+        if now is None:
+            return int(check_finite(self.clock(), "the Sessions clock's reading"))
+        return int(check_finite(now, "now"))
+
+    def _list(self, principal: str, now: float | None) -> Generator[Any, Any, list[SessionInfo]]:
+        op = ListSessions(_principal(principal), self._now(now))
+        rows = yield op
+        return [info for _, info in rows]
+
+    def _count(self, principal: str, now: float | None) -> Plan[int]:
+        count: int = yield CountSessions(_principal(principal), self._now(now))
+        return count
+
+    def _end(self, principal: str, keep: StateSlot[Any] | None) -> Plan[int]:
+        ended: int = yield DeleteSessions(_principal(principal), _keep_sid(keep))
+        return ended
+
+    def _sweep(self, limit: int, now: float | None) -> Plan[int]:
+        swept: int = yield Sweep(self._now(now), check_int(limit, "limit", 1, 1_000_000))
+        return swept
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.store!r})"
 
 
-def _count(principal: str, now: float | None) -> Generator[Any, Any, int]:
-    count: int = yield CountSessions(_principal(principal), int(time.time() if now is None else now))
-    return count
-
-
-def _end(principal: str, keep: StateSlot[Any] | None) -> Generator[Any, Any, int]:
-    ended: int = yield DeleteSessions(_principal(principal), _keep_sid(keep))
-    return ended
-
-
-def _sweep(limit: int, now: float | None) -> Generator[Any, Any, int]:
-    swept: int = yield Sweep(int(time.time() if now is None else now), check_int(limit, "limit", 1, 1_000_000))
-    return swept
-
-
-class Sessions:
-    """A store's sessions by principal, with blocking I/O.
+class Sessions(_Plans):
+    """A store's sessions by principal, with blocking I/O (WSGI views, scripts, the CLI).
 
     Args:
         target: a ``server_stored`` handler, or a store.
+        clock: ``clock() -> seconds since the epoch`` (default ``time.time``),
+            read when a method is not given ``now``.
+
+    Raises:
+        ConfigurationError: ``target`` is neither a store nor a ``server_stored``
+            handler (a ``client_stored`` one is refused: its cookies cannot be
+            listed), ``clock`` is not callable, or an unknown keyword (with a
+            "did you mean" suggestion).
 
     Every method raises :class:`~clientstate.StoreUnavailable` when the store
-    does not answer, and ConfigurationError for a ``principal`` that is not a str.
+    does not answer, and ConfigurationError for a ``principal`` that is not a
+    non-empty str, a ``now`` (seconds since the epoch) that is not a finite
+    number (NaN, infinity, a ``bool`` or a ``str``), or a clock that reads one.
+    The plans are shared with :class:`AsyncSessions`; only the driver differs.
     """
 
-    __slots__ = ("store",)
+    __slots__ = ()
 
-    def __init__(self, target: Any) -> None:
-        self.store = _store_of(target)
+    @checked
+    def __init__(self, target: Any, *, clock: Clock = time.time) -> None:
+        super().__init__(target, clock=clock)
 
     def list(self, principal: str, now: float | None = None) -> list[SessionInfo]:
         """The unexpired sessions of ``principal``, oldest first (``now``: seconds since the epoch)."""
-        return run_sync(_list(principal, now), self.store)
+        return run_sync(self._list(principal, now), self.store)
 
     def count(self, principal: str, now: float | None = None) -> int:
         """How many unexpired sessions ``principal`` has."""
-        return run_sync(_count(principal, now), self.store)
+        return run_sync(self._count(principal, now), self.store)
 
     def end(self, principal: str, keep: StateSlot[Any] | None = None) -> int:
         """Delete every session of ``principal`` ("log out everywhere"), but ``keep``'s; returns how many."""
-        return run_sync(_end(principal, keep), self.store)
+        return run_sync(self._end(principal, keep), self.store)
 
     def sweep(self, limit: int = 1000, now: float | None = None) -> int:
         """Delete at most ``limit`` expired sessions; returns how many (loop until it returns less than ``limit``)."""
-        return run_sync(_sweep(limit, now), self.store)
+        return run_sync(self._sweep(limit, now), self.store)
 
 
-class AsyncSessions:
-    """:class:`Sessions` for the event loop: the same operations, awaited."""
+class AsyncSessions(_Plans):
+    """:class:`Sessions` for the event loop: the same plans and checks, awaited (same arguments and errors)."""
 
-    __slots__ = ("store",)
+    __slots__ = ()
 
-    def __init__(self, target: Any) -> None:
-        self.store = _store_of(target)
+    @checked
+    def __init__(self, target: Any, *, clock: Clock = time.time) -> None:
+        super().__init__(target, clock=clock)
 
     async def list(self, principal: str, now: float | None = None) -> list[SessionInfo]:
         """See :meth:`Sessions.list`."""
-        return await run_async(_list(principal, now), self.store)
+        return await run_async(self._list(principal, now), self.store)
 
     async def count(self, principal: str, now: float | None = None) -> int:
         """See :meth:`Sessions.count`."""
-        return await run_async(_count(principal, now), self.store)
+        return await run_async(self._count(principal, now), self.store)
 
     async def end(self, principal: str, keep: StateSlot[Any] | None = None) -> int:
         """See :meth:`Sessions.end`."""
-        return await run_async(_end(principal, keep), self.store)
+        return await run_async(self._end(principal, keep), self.store)
 
     async def sweep(self, limit: int = 1000, now: float | None = None) -> int:
         """See :meth:`Sessions.sweep`."""
-        return await run_async(_sweep(limit, now), self.store)
+        return await run_async(self._sweep(limit, now), self.store)

@@ -536,16 +536,16 @@ def _check_timeout(timeout: object) -> float:
     return float(timeout)
 
 
-def _check_hash_tag(tag: object) -> str | None:
-    if tag is None:
+def _check_hash_tag(label: object) -> str | None:
+    if label is None:
         return None
-    check_type(tag, str, "hash_tag")
-    assert isinstance(tag, str)
-    if not 0 < len(tag) <= 64 or not tag.isprintable() or any(c in tag for c in "{} "):
+    check_type(label, str, "hash_tag")
+    assert isinstance(label, str)
+    if not 0 < len(label) <= 64 or not label.isprintable() or any(c in label for c in "{} "):
         raise ConfigurationError(
-            f"hash_tag must be None or 1 to 64 printable characters without spaces or braces, got {tag!r}"
+            f"hash_tag must be None or 1 to 64 printable characters without spaces or braces, got {label!r}"
         )
-    return tag
+    return label
 
 
 def _check_prefix(prefix: object) -> str:

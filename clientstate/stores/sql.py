@@ -20,6 +20,14 @@ The table (``clientstate_sessions`` unless told otherwise), in portable terms::
     blob              binary    not null       -- the authenticated state (clientstate._core.record)
     moved_to          binary(16) null          -- a tombstone's successor
 
+A row read back is checked column by column before it becomes a
+:class:`~clientstate._core.store.Record`: a row edited by hand or damaged
+(a NULL in a ``not null`` column, text where an integer belongs, an id that
+is not 16 bytes, a blob over 16 MiB) raises
+:class:`~clientstate.StoreUnavailable` naming the table and the column —
+the request gets the ``store_unavailable`` error value, never a 500 with a
+``TypeError``.
+
 Timestamps are integers, so the sweep's ``WHERE idle_deadline <= ?`` uses the
 index directly (no function around the column). ``idle_deadline`` never
 exceeds ``absolute_deadline``, so it is the session's deadline.
@@ -31,8 +39,8 @@ import re
 from collections.abc import Sequence
 from typing import Any, Final, Literal
 
-from clientstate._core.errors import ConfigurationError
-from clientstate._core.session_id import handle_of
+from clientstate._core.errors import ConfigurationError, StoreUnavailable
+from clientstate._core.session_id import SID_BYTES, handle_of
 from clientstate._core.store import (
     CountSessions,
     Create,
@@ -191,7 +199,7 @@ class SQLStore:
         """The statements of ``op`` (see :mod:`clientstate._core.store` for each operation's contract)."""
         if isinstance(op, Get):
             row = yield Statement(self._get, (op.sid,), "one")
-            return None if row is None else _record(row)
+            return None if row is None else _record(row, self.table)
         if isinstance(op, Create):
             return (yield Statement(self._create, _row(op.record), "rowcount")) == 1
         if isinstance(op, Update):
@@ -216,10 +224,10 @@ class SQLStore:
             return (yield Statement(self._delete, (op.sid,), "rowcount")) == 1
         if isinstance(op, ListSessions):
             rows = yield Statement(self._list, (op.principal, op.now), "all")
-            return [(bytes(row[0]), SessionInfo(handle_of(bytes(row[0])), *row[1:])) for row in rows]
+            return [_info(row, self.table) for row in rows]
         if isinstance(op, CountSessions):
             row = yield Statement(self._count, (op.principal, op.now), "one")
-            return int(row[0])
+            return _integer(None if row is None else row[0], self.table, "COUNT(*)")
         if isinstance(op, DeleteSessions):
             if op.keep is None:
                 return (yield Statement(self._delete_all, (op.principal,), "rowcount"))
@@ -247,12 +255,78 @@ def _row(r: Record) -> tuple[Any, ...]:
     )
 
 
-def _record(row: Sequence[Any]) -> Record:
+#: The largest stored blob accepted back from a row, bytes (a state is far smaller; anything larger is damage).
+MAX_BLOB_BYTES: Final = 16 * 1024 * 1024
+_INT_RANGE: Final = 2**63
+
+
+def _corrupt(table: str, column: str, value: Any, expected: str) -> StoreUnavailable:
+    return StoreUnavailable(
+        f"table {table!r} holds a corrupt row: column {column} should be {expected}, "
+        f"got {type(value).__name__} {value!r:.40}"
+    )
+
+
+def _integer(value: Any, table: str, column: str) -> int:
+    """An integer column's value (a signed 64-bit ``int``, never ``bool``, text or NULL)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not -_INT_RANGE <= value < _INT_RANGE:
+        raise _corrupt(table, column, value, "a 64-bit integer")
+    return value
+
+
+def _binary(value: Any, table: str, column: str, low: int, high: int) -> bytes:
+    """A binary column's value as ``bytes``, from ``low`` to ``high`` bytes long."""
+    if not isinstance(value, bytes | bytearray | memoryview):
+        raise _corrupt(table, column, value, "binary")
+    data = bytes(value)
+    if not low <= len(data) <= high:
+        size = f"{low} bytes" if low == high else f"{low} to {high} bytes"
+        raise StoreUnavailable(f"table {table!r} holds a corrupt row: column {column} is {len(data)} bytes, not {size}")
+    return data
+
+
+def _sid(value: Any, table: str, column: str = "sid") -> bytes:
+    return _binary(value, table, column, SID_BYTES, SID_BYTES)
+
+
+def _record(row: Sequence[Any], table: str = DEFAULT_TABLE) -> Record:
+    """The :class:`Record` of a row of ``table``, every column checked.
+
+    Raises:
+        StoreUnavailable: the row is not what this library writes (naming the table and column).
+    """
+    if len(row) != 10:
+        raise StoreUnavailable(f"table {table!r}: a row has {len(row)} columns, expected 10")
     sid, version, principal, created, absolute, idle, touched, schema, blob, moved = row
     return Record(
-        bytes(sid), int(version), _text(principal), int(created), int(absolute), int(idle), int(touched), int(schema),
-        bytes(blob), None if moved is None else bytes(moved),
+        _sid(sid, table), _integer(version, table, "version"), _principal(principal, table),
+        _integer(created, table, "created_at"), _integer(absolute, table, "absolute_deadline"),
+        _integer(idle, table, "idle_deadline"), _integer(touched, table, "last_touch"),
+        _integer(schema, table, "schema_version"), _binary(blob, table, "blob", 0, MAX_BLOB_BYTES),
+        None if moved is None else _sid(moved, table, "moved_to"),
     )
+
+
+def _info(row: Sequence[Any], table: str) -> tuple[bytes, SessionInfo]:
+    """``(sid, SessionInfo)`` of a listing row of ``table``, every column checked."""
+    sid = _sid(row[0], table)
+    created, touched, idle, absolute = (
+        _integer(value, table, column)
+        for value, column in zip(
+            row[1:5], ("created_at", "last_touch", "idle_deadline", "absolute_deadline"), strict=True
+        )
+    )
+    return sid, SessionInfo(handle_of(sid), created, touched, idle, absolute)
+
+
+def _principal(value: Any, table: str) -> str | None:
+    try:
+        text = _text(value)
+    except UnicodeDecodeError:
+        raise _corrupt(table, "principal", value, "UTF-8 text or NULL") from None
+    if text is not None and not isinstance(text, str):
+        raise _corrupt(table, "principal", value, "text or NULL")
+    return text
 
 
 def _text(value: Any) -> str | None:

@@ -18,6 +18,12 @@ for the columns)::
     CREATE INDEX IF NOT EXISTS clientstate_sessions_principal ON clientstate_sessions (principal)
         WHERE principal IS NOT NULL;
 
+A file SQLite cannot write — on a read-only file system, read-only itself,
+in a directory this process may not write (WAL mode creates ``<file>-wal``
+and ``<file>-shm`` beside it), a directory rather than a file, or in a
+directory that does not exist — fails its first operation with a
+:class:`~clientstate.StoreUnavailable` that says which of these it is.
+
 Async use (ASGI) performs each command in a worker thread
 (``asyncio.to_thread``), so the event loop never blocks on the file.
 """
@@ -25,6 +31,7 @@ Async use (ASGI) performs each command in a worker thread
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -74,7 +81,8 @@ class SQLiteStore(SQLStore):
             or process (``busy_timeout``; default 5).
 
     Raises:
-        ConfigurationError: a bad table name or timeout, or a ``path`` that is not a str/Path.
+        ConfigurationError: a bad table name or timeout, a ``path`` that is not a
+            str/Path, is empty or ``:memory:``, holds a NUL character, or names a directory.
     """
 
     def __init__(self, path: str | Path, *, table: str = DEFAULT_TABLE, timeout: float = 5.0) -> None:
@@ -83,6 +91,10 @@ class SQLiteStore(SQLStore):
             raise ConfigurationError(
                 f"SQLiteStore needs a file path (use MemoryStore for memory), got {path!r}"
             )
+        if "\x00" in str(path):
+            raise ConfigurationError(f"SQLiteStore path holds a NUL character: {str(path)!r}")
+        if Path(path).is_dir():
+            raise ConfigurationError(f"SQLiteStore path {str(path)!r} is a directory; give a file inside it")
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 600:
             raise ConfigurationError(f"timeout must be a number of seconds from 0 to 600, got {timeout!r}")
         self.path = Path(path)
@@ -97,23 +109,40 @@ class SQLiteStore(SQLStore):
         if connection is not None:
             return connection
         connection = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
-        connection.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-        connection.execute("PRAGMA journal_mode = WAL")
-        connection.execute("PRAGMA synchronous = NORMAL")
-        with self._lock:
-            self._connections.append(connection)
-            if not self._ready:
-                for statement in self.ddl:
-                    connection.execute(statement)
-                self._ready = True
+        try:
+            connection.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA synchronous = NORMAL")
+            with self._lock:
+                if not self._ready:
+                    for statement in self.ddl:
+                        connection.execute(statement)
+                    self._ready = True
+                self._connections.append(connection)
+        except BaseException:
+            connection.close()  # a half-set-up connection is not kept (the next call tries afresh)
+            raise
         self._local.connection = connection
         return connection
+
+    def _unavailable(self, exc: sqlite3.Error) -> StoreUnavailable:
+        """A StoreUnavailable for ``exc`` that names the cause when it is the file or its directory."""
+        cause = _why_unwritable(self.path)
+        name = getattr(exc, "sqlite_errorname", "")
+        if cause is None and name.startswith("SQLITE_READONLY"):
+            cause = "the database is read-only"
+        detail = f"{type(exc).__name__}: {exc}"
+        if cause is not None:
+            return StoreUnavailable(f"SQLite {str(self.path)!r} cannot be written: {cause} ({detail})")
+        return StoreUnavailable(f"SQLite {str(self.path)!r}: {detail}")
 
     def execute(self, command: Any) -> Any:
         """Perform a :class:`Statement` or :class:`Transaction` on this thread's connection.
 
         Raises:
-            StoreUnavailable: the file is locked past ``timeout``, unreadable or corrupt.
+            StoreUnavailable: the file is locked past ``timeout``, unreadable, corrupt or
+                cannot be written (the message says why: read-only file or file system,
+                a directory it may not write, a missing directory).
         """
         try:
             connection = self._connection()
@@ -128,7 +157,7 @@ class SQLiteStore(SQLStore):
                 return results
             return _run(connection, command)
         except sqlite3.Error as exc:
-            raise StoreUnavailable(f"SQLite {self.path}: {type(exc).__name__}: {exc}") from exc
+            raise self._unavailable(exc) from exc
 
     async def aexecute(self, command: Any) -> Any:
         """:meth:`execute` in a worker thread, so the event loop never waits on the file."""
@@ -148,6 +177,26 @@ class SQLiteStore(SQLStore):
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
+
+
+def _why_unwritable(path: Path) -> str | None:
+    """Why SQLite cannot write ``path`` (and its ``-wal``/``-shm`` files beside it), if the file system tells."""
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        return f"the directory {str(directory)!r} does not exist"
+    if path.is_dir():
+        return "it is a directory, not a file"
+    try:
+        read_only_fs = bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only_fs = False
+    if read_only_fs:
+        return f"the file system holding {str(directory)!r} is mounted read-only"
+    if path.exists() and not os.access(path, os.W_OK):
+        return "the file is read-only"
+    if not os.access(directory, os.W_OK):
+        return f"the directory {str(directory)!r} is not writable (WAL mode needs <file>-wal and <file>-shm beside it)"
+    return None
 
 
 def _run(connection: sqlite3.Connection, statement: Statement) -> Any:

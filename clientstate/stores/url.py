@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import inspect
+from collections.abc import Iterable
 from typing import Final
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from clientstate._core.errors import ConfigurationError
 from clientstate._core.store import Store
 from clientstate.stores.memory import MemoryStore
+from clientstate.stores.sql import DEFAULT_TABLE
 from clientstate.stores.sqlite import SQLiteStore
 
 __all__ = ["store_from_url"]
@@ -18,11 +22,78 @@ _OPTIONAL: Final = {
     "redis": ("clientstate.stores.redis", "RedisStore", "redis"),
     "rediss": ("clientstate.stores.redis", "RedisStore", "redis"),
     "redis+cluster": ("clientstate.stores.redis", "RedisStore", "redis"),
+    "unix": ("clientstate.stores.redis", "RedisStore", "redis"),
     "postgresql": ("clientstate.stores.postgres", "PostgresStore", "postgres"),
     "postgres": ("clientstate.stores.postgres", "PostgresStore", "postgres"),
     "mysql": ("clientstate.stores.mysql", "MySQLStore", "mysql"),
     "mariadb": ("clientstate.stores.mysql", "MySQLStore", "mysql"),
 }
+
+
+#: Query parameters of the stores built here: memory takes none; SQLite its constructor's keywords.
+_SQLITE_OPTIONS: Final = ("table", "timeout")
+#: Redis URL parameters clientstate reads itself (the rest go to the redis library).
+_REDIS_OWN: Final = ("prefix", "hash_tag", "timeout")
+
+
+def _suggest(word: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_query(url: str, scheme: str, accepted: Iterable[str]) -> dict[str, str]:
+    """The URL's query parameters; ConfigurationError naming the first one not in ``accepted``."""
+    known = sorted(set(accepted))
+    params: dict[str, str] = {}
+    for name, value in parse_qsl(urlsplit(url).query, keep_blank_values=True):
+        if name not in known:
+            takes = f"it takes {', '.join(known)}" if known else "it takes none"
+            raise ConfigurationError(
+                f"unknown query parameter {name!r} in a {scheme}:// store URL{_suggest(name, known)}; {takes}"
+            )
+        params[name] = value
+    return params
+
+
+def _redis_parameters() -> list[str]:
+    """Every query parameter a Redis store URL accepts: clientstate's and the redis library's."""
+    import redis.connection
+
+    names = set(_REDIS_OWN) | set(redis.connection.URL_QUERY_ARGUMENT_PARSERS)
+    for cls in (redis.connection.AbstractConnection, redis.connection.Connection, redis.connection.SSLConnection):
+        names.update(p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "args", "kwargs"))
+    names.update(("max_connections", "username", "password", "client_name"))
+    return sorted(names)
+
+
+def _check_postgres_query(url: str, own: Iterable[str]) -> None:
+    """Refuse a query parameter that is neither the store's nor libpq's (psycopg parses the rest)."""
+    import psycopg
+    from psycopg import conninfo
+
+    own = tuple(own)
+    parts = urlsplit(url)
+    rest = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in own]
+    if not rest:
+        return
+    try:
+        conninfo.conninfo_to_dict(parts._replace(query=urlencode(rest)).geturl())
+    except psycopg.ProgrammingError as exc:
+        message = str(exc)
+        if "invalid URI query parameter" not in message and "invalid connection option" not in message:
+            return  # another problem (a bad value): the store reports it when it connects
+        name = next((k for k, _ in rest if f'"{k}"' in message), rest[0][0])
+        raise ConfigurationError(
+            f"unknown query parameter {name!r} in a postgresql:// store URL{_suggest(name, (*own, *_LIBPQ))}; "
+            f"it takes {', '.join(own)} and libpq's parameters"
+        ) from None  # libpq's message is not echoed: it may quote the URL, password included
+
+
+# The libpq parameters most often meant (for suggestions; libpq itself decides what it accepts).
+_LIBPQ: Final = (
+    "sslmode", "sslcert", "sslkey", "sslrootcert", "application_name", "options", "connect_timeout",
+    "target_session_attrs", "password", "user", "dbname", "host", "port", "keepalives",
+)
 
 
 def store_from_url(url: str) -> Store:
@@ -32,31 +103,53 @@ def store_from_url(url: str) -> Store:
         url: ``memory://``; ``sqlite:///relative/path.db`` or
             ``sqlite:////absolute/path.db``; ``redis://host:port/db`` or
             ``rediss://…`` (TLS); ``redis+cluster://host:port`` (any node of
-            a Redis Cluster); ``postgresql://user@host:port/db``;
+            a Redis Cluster); ``unix:///path/to/redis.sock`` (Redis on a Unix
+            socket); ``postgresql://user@host:port/db``;
             ``mysql://user@host:port/db`` (MariaDB or MySQL).
 
+    Query parameters: none for ``memory://``; ``table`` and ``timeout``
+    (seconds) for SQLite; the store's own and its client library's for the
+    others (see each store's ``from_url``).
+
     Raises:
-        ConfigurationError: an unknown scheme, a SQLite URL without a path,
+        ConfigurationError: an unknown scheme (with a "did you mean" suggestion
+            for a misspelt one), an unknown query parameter (named, with a
+            suggestion), a SQLite URL without a path,
             or the store's client library is not installed (the message names
             the extra: ``pip install 'clientstate[redis]'``).
     """
     if not isinstance(url, str):
         raise ConfigurationError(f"a store URL must be a str, got {type(url).__name__}")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket; urlsplit's message may quote the host and password
+        raise ConfigurationError("malformed store URL: it does not split into scheme, host and path") from None
     scheme = parts.scheme.lower()
     if scheme == "memory":
+        _check_query(url, scheme, ())
         return MemoryStore()
     if scheme == "sqlite":
+        params = _check_query(url, scheme, _SQLITE_OPTIONS)
         path = unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)
         if parts.netloc or not path:
             raise ConfigurationError(
                 "a SQLite store URL is sqlite:///relative/file.db or sqlite:////absolute/file.db"
             )
-        return SQLiteStore(path)
+        timeout: float = 5.0
+        if "timeout" in params:
+            try:
+                timeout = float(params["timeout"])
+            except ValueError:
+                raise ConfigurationError(
+                    f"timeout in a SQLite URL must be a number, got {params['timeout']!r}"
+                ) from None
+        return SQLiteStore(path, table=params.get("table", DEFAULT_TABLE), timeout=timeout)
     target = _OPTIONAL.get(scheme)
     if target is None:
-        known = "memory, sqlite, " + ", ".join(sorted(_OPTIONAL))
-        raise ConfigurationError(f"unknown store URL scheme {scheme!r} (known: {known})")
+        schemes = ["memory", "sqlite", *sorted(_OPTIONAL)]
+        raise ConfigurationError(
+            f"unknown store URL scheme {scheme!r}{_suggest(scheme, schemes)} (known: {', '.join(schemes)})"
+        )
     module_name, class_name, extra = target
     try:
         module = importlib.import_module(module_name)
@@ -64,5 +157,9 @@ def store_from_url(url: str) -> Store:
         raise ConfigurationError(
             f"{scheme}:// stores need pip install 'clientstate[{extra}]' ({exc})"
         ) from exc
+    if extra == "redis":
+        _check_query(url, scheme, _redis_parameters())
+    elif extra == "postgres":
+        _check_postgres_query(url, getattr(module, "_STORE_OPTIONS", ()))
     store: Store = getattr(module, class_name).from_url(url)
     return store
