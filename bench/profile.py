@@ -393,9 +393,33 @@ def count_instructions(names: Sequence[str], n: int) -> dict[str, float]:
         return dict(pool.map(one, names))
 
 
-def instruction_report(n: int) -> list[str]:
-    """Count every subject and render the codec and request tables."""
-    names = list(instruction_subjects())
+def _wanted_subjects(names: Sequence[str], only: str | None) -> list[str]:
+    """The subjects whose name contains one of the comma-separated ``only`` parts, plus what their rows need.
+
+    A codec row needs its floor's candidates, a request row its baseline and
+    its peer (and the peer's baseline); ``None`` keeps every subject.
+    """
+    if only is None:
+        return list(names)
+    parts = [part.strip() for part in only.split(",") if part.strip()]
+    chosen = {name for name in names if any(part in name for part in parts)}
+    for label, _name, ref in _CODEC_SUBJECTS:
+        if ref is not None and ({f"save: {label}", f"load: {label}"} & chosen):
+            chosen |= {f"{op}: {other}" for other, _n, r in _CODEC_SUBJECTS if r is None
+                       and other.startswith(ref) for op in ("save", "load")}
+    rows = {key: (base, peer) for key, base, peer in _REQUEST_SUBJECTS}
+    for key, (base, peer) in rows.items():
+        if f"request: {key}" in chosen:
+            for extra in (base, peer, rows.get(peer or "", (None, None))[0]):
+                if extra is not None:
+                    chosen.add(f"request: {extra}")
+    chosen.add("empty call")
+    return [name for name in names if name in chosen]
+
+
+def instruction_report(n: int, only: str | None = None) -> list[str]:
+    """Count the subjects (every one, or those ``only`` selects) and render the codec and request tables."""
+    names = _wanted_subjects(list(instruction_subjects()), only)
     counts = count_instructions(names, n)
     empty = counts["empty call"]
     lines = [
@@ -418,6 +442,8 @@ def instruction_report(n: int) -> list[str]:
                    if r is None and label.startswith(ref))
 
     for label, _name, ref in _CODEC_SUBJECTS:
+        if f"save: {label}" not in counts:
+            continue
         save, load = ir(f"save: {label}"), ir(f"load: {label}")
         if ref is None:
             lines.append(f"| {label} | {save:,.0f} | {load:,.0f} | — | — | — |")
@@ -465,6 +491,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="count instructions per operation under valgrind instead (slow)")
     parser.add_argument("--ir-iterations", type=int, default=300,
                         help="operations counted per subject with --instructions (default 300)")
+    parser.add_argument("--only", metavar="PARTS",
+                        help="with --instructions: count only subjects whose name contains one of these "
+                             "comma-separated parts (plus the floors, baselines and peers their rows need)")
     parser.add_argument("--child", metavar="SUBJECT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     unknown = set(args.paths.split(",")) - set(PATHS)
@@ -480,7 +509,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         child(args.child, args.iterations)
         return 0
     if args.instructions:
-        print("\n".join(instruction_report(args.ir_iterations)))
+        print("\n".join(instruction_report(args.ir_iterations, args.only)))
         return 0
     wanted = args.paths.split(",")
     paths = {p.name: p for p in all_paths()}

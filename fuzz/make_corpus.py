@@ -15,12 +15,14 @@ from pathlib import Path
 import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # for tests.security.support
 
-from harness import ACCOUNT, CHUNKED, CODECS, COOKIE, NOW, Account, AccountV1
+from harness import ACCOUNT, CHUNKED, CODECS, COOKIE, KEYRING, NOW, Account, AccountV1
 
 from clientstate import client_stored
 from clientstate._core.token import Mode, TokenCodec
 from clientstate.testing import fixed_keyring
+from tests.security.support import seal_raw_inner
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 
@@ -30,6 +32,10 @@ def _tokens(mode: Mode) -> dict[str, str]:
     payload = ACCOUNT.encode(Account(7, "alice", ["admin"], sudo_until=NOW + 300.0))
     old = client_stored(fixed_keyring(1), name=COOKIE, encrypted=mode is Mode.ENCRYPTED).codec(ACCOUNT)
     v1 = TokenCodec(fixed_keyring(2), mode, COOKIE, ACCOUNT.name, [1], 4000)
+
+    def raw_inner(inner: bytes) -> str:  # a key holder writing bad inner content
+        return seal_raw_inner(KEYRING, mode, COOKIE, ACCOUNT.name, ACCOUNT.version, inner)
+
     return {
         "valid": codec.seal(payload, NOW - 10),
         "valid-expires": codec.seal(payload, NOW - 10, NOW + 3000),
@@ -40,8 +46,8 @@ def _tokens(mode: Mode) -> dict[str, str]:
         "banned": codec.seal(ACCOUNT.encode(Account(666, "mallory")), NOW - 10),
         "expired": codec.seal(payload, NOW - 4000, NOW - 400),
         "future": codec.seal(payload, NOW + 4000),
-        "bad-flags": codec.seal_inner(b"\x02" + (NOW).to_bytes(8, "big") + payload),
-        "short-inner": codec.seal_inner(b"\x01" + (NOW).to_bytes(8, "big")),
+        "bad-flags": raw_inner(b"\x02" + (NOW).to_bytes(8, "big") + payload),
+        "short-inner": raw_inner(b"\x01" + (NOW).to_bytes(8, "big")),
         "wrong-type": codec.seal(b"\x81\xa7user_id\xa1x", NOW - 10),
     }
 

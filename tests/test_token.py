@@ -22,6 +22,7 @@ from clientstate._core.token import (
     peek,
 )
 from clientstate.testing import fixed_keyring
+from tests.security.support import seal_raw_inner
 
 MODES = [Mode.AUTHENTICATED, Mode.ENCRYPTED]
 
@@ -261,7 +262,7 @@ def test_size_is_checked_before_decoding(mode: Mode) -> None:
 
 def test_reserved_flag_bits_are_malformed_after_authentication() -> None:
     c = codec(Mode.AUTHENTICATED)
-    token = c.seal_inner(b"\x02" + struct.pack(">Q", 1) + b"\xc0")
+    token = seal_raw_inner(c.keyring, Mode.AUTHENTICATED, "cs", "account", 1, b"\x02" + struct.pack(">Q", 1) + b"\xc0")
     result = c.open(token)
     assert isinstance(result, LoadError)
     assert result.kind is ErrorKind.MALFORMED

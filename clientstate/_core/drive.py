@@ -12,10 +12,12 @@ Litestar), so the logic exists once.
 Functions:
     begin_sync(binding, cookie_headers) -> StateSlot
     begin_async(binding, cookie_headers) -> StateSlot  (awaitable)
-    finish_sync(binding, slot) -> list of Set-Cookie values
-    finish_async(binding, slot) -> list of Set-Cookie values  (awaitable)
+    finish_sync(binding, slot, status) -> list of Set-Cookie values
+    finish_async(binding, slot, status) -> list of Set-Cookie values  (awaitable)
 
-``Binding.abandon(slot)`` (a failed request) needs no I/O.
+The rule for failed requests lives here, once: :func:`failed` says whether a
+response is one, and for those ``finish_*`` call ``Binding.abandon(slot)``
+(nothing is saved, no I/O) instead of saving.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from clientstate._core.binding import Binding
 from clientstate._core.flow import run_async, run_sync
 from clientstate._core.slot import StateSlot
 
-__all__ = ["begin_async", "begin_sync", "finish_async", "finish_sync"]
+__all__ = ["begin_async", "begin_sync", "failed", "finish_async", "finish_sync"]
 
 T = TypeVar("T")
 
@@ -46,18 +48,51 @@ async def begin_async(binding: Binding[T], cookie_headers: Sequence[str]) -> Sta
     return binding.begin(cookie_headers)
 
 
-def finish_sync(binding: Binding[T], slot: StateSlot[T]) -> list[str]:
+def failed(status: int | str, error_page: bool = False) -> bool:
+    """Whether a response reports a failed request, which commits no state change.
+
+    Args:
+        status: the status code (``int``), or a WSGI status line (``"500 Internal Server Error"``).
+        error_page: the response is an error page (WSGI ``start_response`` called with ``exc_info``).
+
+    Returns:
+        ``True`` for a 5xx status or an error page.
+    """
+    if error_page:
+        return True
+    if isinstance(status, int):
+        return status >= 500
+    return status[:1] == "5"
+
+
+def finish_sync(
+    binding: Binding[T], slot: StateSlot[T], status: int | str = 200, error_page: bool = False
+) -> list[str]:
     """Close ``slot`` and save its state, with blocking I/O if any; returns the ``Set-Cookie`` values.
 
-    Raises what :meth:`Binding.finish` raises.
+    Args:
+        binding, slot: the request's binding and the slot :func:`begin_sync` gave.
+        status: the response's status (``int`` or a WSGI status line); for a
+            failed request (see :func:`failed`) nothing is saved and ``[]`` returned.
+        error_page: the response is an error page (WSGI ``exc_info``): nothing is saved.
+
+    Raises what :meth:`Binding.finish` raises (never for a failed request).
     """
+    if failed(status, error_page):
+        return binding.abandon(slot)
     if binding.plans:
         return run_sync(binding.finish_plan(slot), binding.store)
     return binding.finish(slot)
 
 
-async def finish_async(binding: Binding[T], slot: StateSlot[T]) -> list[str]:
-    """Close ``slot`` and save its state, awaiting any store I/O; returns the ``Set-Cookie`` values."""
+async def finish_async(binding: Binding[T], slot: StateSlot[T], status: int = 200) -> list[str]:
+    """Close ``slot`` and save its state, awaiting any store I/O; returns the ``Set-Cookie`` values.
+
+    ``status`` as for :func:`finish_sync`. Raises what :meth:`Binding.finish` raises
+    (never for a failed request).
+    """
+    if failed(status):
+        return binding.abandon(slot)
     if binding.plans:
         return await run_async(binding.finish_plan(slot), binding.store)
     return binding.finish(slot)

@@ -105,11 +105,8 @@ def headers_to_add(
                 )
     if not set_cookies:
         return VARY_ONLY if not vary or not vary_covers_cookie(vary) else NOTHING
-    extra: list[tuple[str, str]] = []
-    if not vary or not vary_covers_cookie(vary):
-        extra.append(VARY_COOKIE)
-    if set_cookies:
-        extra.extend(("Set-Cookie", value) for value in set_cookies)
-        if not has_cache_control:
-            extra.append(_CACHE_PRIVATE)
+    extra = [VARY_COOKIE] if not vary or not vary_covers_cookie(vary) else []
+    extra.extend([("Set-Cookie", value) for value in set_cookies])
+    if not has_cache_control:
+        extra.append(_CACHE_PRIVATE)
     return extra

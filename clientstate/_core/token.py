@@ -255,12 +255,14 @@ def peek(value: str) -> Peeked | LoadError:
 class _Sealer:
     """The current encryption subkey of this process: salt, AEAD object, uses left."""
 
-    __slots__ = ("aead", "salt", "uses")
+    __slots__ = ("aead", "header", "salt", "uses")
 
-    def __init__(self, aead_key: bytes) -> None:
+    def __init__(self, aead_key: bytes, header: bytes) -> None:
         self.salt = os.urandom(_SALT)
         self.aead = AESGCM(_salt_key(aead_key, self.salt))
         self.uses = itertools.count()
+        #: The token header up to the nonce: version, key id, salt.
+        self.header = header + self.salt
 
 
 def _salt_key(aead_key: bytes, salt: bytes) -> bytes:
@@ -337,6 +339,9 @@ class TokenCodec:
             else:
                 self._aead_keys[key.key_id] = key.subkey(b"aead")
         self._header = bytes((self.mode, self._current_id))
+        # Plain attributes for the hot path (enum member look-ups and comparisons cost more).
+        self._version = int(self.mode)
+        self._authenticating = self.mode is Mode.AUTHENTICATED
         self._seal_mac = self._macs[self._current_id][0] if self.mode is Mode.AUTHENTICATED else None
         self._sealer: _Sealer | None = None
         if self.mode is Mode.ENCRYPTED:
@@ -364,17 +369,11 @@ class TokenCodec:
         Raises:
             ValueError: a time outside 0 to 2**64-1.
         """
-        return self.seal_inner(_inner(payload, issued_at, expires_at))
-
-    def seal_inner(self, inner: bytes) -> str:
-        """Seal raw inner bytes (flags, times, payload) without checking them.
-
-        :meth:`seal` is the public way; this exists so tests can play a writer
-        holding the key that emits malformed inner content.
-        """
-        if self._seal_mac is not None:
+        inner = _inner(payload, issued_at, expires_at)
+        mac = self._seal_mac
+        if mac is not None:
             head = self._header + inner
-            mac = self._seal_mac.copy()
+            mac = mac.copy()
             mac.update(head)
             return b64url_encode(head + mac.finalize())
         sealer = self._sealer
@@ -383,12 +382,12 @@ class TokenCodec:
             sealer = self._new_sealer()
             next(sealer.uses)
         nonce = os.urandom(_NONCE)
-        header = self._header + sealer.salt + nonce
+        header = sealer.header + nonce
         return b64url_encode(header + sealer.aead.encrypt(nonce, inner, self._ads[0] + header))
 
     def _new_sealer(self) -> _Sealer:
         with self._lock:
-            sealer = _Sealer(self._aead_keys[self._current_id])
+            sealer = _Sealer(self._aead_keys[self._current_id], self._header)
             self._sealer = sealer
             return sealer
 
@@ -410,46 +409,53 @@ class TokenCodec:
             return LoadError(
                 ErrorKind.TOO_LARGE, f"cookie value is {size} characters, over the {self.max_length} accepted"
             )
-        if not size:
-            return MALFORMED_EMPTY
         raw = b64url_decode(value)
-        if raw is None:
-            return MALFORMED_BASE64
-        if not raw or raw[0] != self.mode:
+        if not raw:
+            return MALFORMED_BASE64 if raw is None else MALFORMED_EMPTY
+        if raw[0] != self._version:
             return self._bad_version(raw)
-        if self.mode is Mode.AUTHENTICATED:
+        key_id = raw[1] if len(raw) > 1 else -1
+        if self._authenticating:
             if len(raw) < AUTHENTICATED_OVERHEAD:
                 return MALFORMED_SHORT
-            macs = self._macs.get(raw[1])
+            macs = self._macs.get(key_id)
             if macs is None:
-                return LoadError(ErrorKind.UNKNOWN_KEY, f"key id {raw[1]} is not in the keyring")
+                return self._unknown_key(key_id)
             data = raw[:-_HMAC_TAG]
+            tag = raw[-_HMAC_TAG:]
             mac = macs[0].copy()
             mac.update(data)
             try:
-                mac.verify(raw[-_HMAC_TAG:])  # constant-time comparison inside cryptography
+                mac.verify(tag)  # constant-time comparison inside cryptography
                 index = 0
             except InvalidSignature:
-                index = self._verify(macs, data, raw[-_HMAC_TAG:])
+                index = self._verify(macs, data, tag)
+                if index < 0:
+                    return AUTH_FAILED
             at = _A_HEADER
         else:
             if len(raw) < ENCRYPTED_OVERHEAD:
                 return MALFORMED_SHORT
-            aead_key = self._aead_keys.get(raw[1])
+            aead_key = self._aead_keys.get(key_id)
             if aead_key is None:
-                return LoadError(ErrorKind.UNKNOWN_KEY, f"key id {raw[1]} is not in the keyring")
+                return self._unknown_key(key_id)
             data, index = self._decrypt(aead_key, raw)
+            if index < 0:
+                return AUTH_FAILED
             at = 0
-        if index < 0:
-            return AUTH_FAILED
-        inner = _parse_inner(data, at)  # authenticated: now its fields may be read
+        # Authenticated: now the inner fields may be read.
+        if len(data) - at >= _INNER_MIN and not data[at]:  # the usual token: no expires-at
+            return data[at + 9 :], _U64.unpack_from(data, at + 1)[0], None, key_id, self._versions[index]
+        inner = _parse_inner(data, at)
         if isinstance(inner, LoadError):
             return inner
-        return inner[0], inner[1], inner[2], raw[1], self._versions[index]
+        return inner[0], inner[1], inner[2], key_id, self._versions[index]
+
+    @staticmethod
+    def _unknown_key(key_id: int) -> LoadError:
+        return LoadError(ErrorKind.UNKNOWN_KEY, f"key id {key_id} is not in the keyring")
 
     def _bad_version(self, raw: bytes) -> LoadError:
-        if not raw:
-            return MALFORMED_SHORT
         return LoadError(
             ErrorKind.UNSUPPORTED_VERSION,
             f"version byte 0x{raw[0]:02x}; this handler reads only 0x{self.mode.value:02x} ({self.mode.name.lower()})",

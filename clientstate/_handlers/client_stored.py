@@ -28,7 +28,7 @@ import math
 from collections.abc import Callable
 from typing import Any, Final, Literal, TypeVar
 
-from clientstate._core.chunks import chunk_name, chunk_size, join_chunks, split_token
+from clientstate._core.chunks import chunk_index, chunk_name, chunk_size, join_chunks, split_token
 from clientstate._core.config import MAX_SECONDS, check_callable, check_int, check_seconds, check_type, checked
 from clientstate._core.cookies import MAX_COOKIE_BYTES, CookieAttributes, CookieWriter, RequestCookies
 from clientstate._core.errors import AMBIGUOUS_COOKIE, ConfigurationError, CookieTooLarge, ErrorKind, LoadError
@@ -110,7 +110,8 @@ class ClientStored(Immutable):
         """The :class:`~clientstate._core.token.TokenCodec` binding this handler to ``descriptor`` (cached).
 
         Raises:
-            ConfigurationError: the handler already serves a state of another name.
+            ConfigurationError: the handler already serves a state of another name,
+                or another state of this name with a different type at a schema version both accept.
         """
         codec = self._codecs.get(descriptor)
         if codec is None:
@@ -119,6 +120,12 @@ class ClientStored(Immutable):
                     raise ConfigurationError(
                         f"handler for cookie {self.name!r} already serves state {other.name!r}; "
                         f"state {descriptor.name!r} needs its own handler (its own cookie name)"
+                    )
+                clash = [v for v, f in descriptor.fingerprints.items() if other.fingerprints.get(v, f) != f]
+                if clash:
+                    raise ConfigurationError(
+                        f"handler for cookie {self.name!r} already serves another state named {descriptor.name!r} "
+                        f"with a different type at schema version {clash[0]}; each would read the other's cookie"
                     )
             codec = TokenCodec(
                 self.keyring, self.mode, self.name, descriptor.name, descriptor.versions, self._max_value
@@ -132,8 +139,7 @@ class ClientStored(Immutable):
             return True
         if not self.chunked or not cookie_name.startswith(self.name + "."):
             return False
-        tail = cookie_name[len(self.name) + 1 :]
-        return tail.isdigit() and tail[0] != "0" and int(tail) < self.max_chunks
+        return chunk_index(cookie_name[len(self.name) + 1 :], self.max_chunks) is not None
 
     def load(self, descriptor: State[T], cookies: RequestCookies, now: float) -> Loaded[T]:
         """Load ``descriptor``'s state from this handler's cookie; see :meth:`Handler.load`.
@@ -169,16 +175,10 @@ class ClientStored(Immutable):
         if isinstance(opened, LoadError):
             return Loaded.failed(opened, chunks=chunks)
         payload, issued_at, expires_at, key_id, schema_version = opened
-        # deadline() and check_times(), inlined on this per-request path.
-        deadline = expires_at
-        if self.expires_in is not None:
-            limit = issued_at + self.expires_in
-            if deadline is None or limit < deadline:
-                deadline = limit
-        # Written as "not (ok)" so that a NaN clock fails.
-        if not (issued_at <= now + self.clock_skew and (deadline is None or now < deadline)):
-            late = self.check_times(issued_at, deadline, now)
-            assert late is not None
+        # The time rules live in deadline() and check_times() alone (the CLI uses them too).
+        deadline = self.deadline(issued_at, expires_at)
+        late = self.check_times(issued_at, deadline, now)
+        if late is not None:
             return Loaded.failed(late, chunks=chunks)
         decoded = descriptor.decode(payload, schema_version)
         if isinstance(decoded, LoadError):

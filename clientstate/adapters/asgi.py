@@ -73,7 +73,7 @@ class StateMiddleware(Middleware[ASGIApp]):
             return
         binding = self.binding
         cookies = [value.decode("latin-1") for name, value in scope["headers"] if name == b"cookie"]
-        slot = await begin_async(binding, cookies) if binding.plans else binding.begin(cookies)
+        slot = await begin_async(binding, cookies)
         scope = binding.attached(scope, slot)
         if kind == "websocket":
             slot.close(_WEBSOCKET)
@@ -82,18 +82,13 @@ class StateMiddleware(Middleware[ASGIApp]):
 
         async def send_with_state(message: Message) -> None:
             if message["type"] == "http.response.start":
-                # A failed request commits no state change (the cookie stays as it was).
-                if message.get("status", 200) >= 500:
-                    set_cookies = binding.abandon(slot)
-                elif binding.plans:
-                    set_cookies = await finish_async(binding, slot)
-                else:
-                    set_cookies = binding.finish(slot)
+                # A failed (5xx) request commits no state change: finish_async abandons it.
+                set_cookies = await finish_async(binding, slot, message.get("status", 200))
                 headers = list(message.get("headers", ()))
                 extra = headers_to_add(headers, set_cookies, binding)
                 if extra is VARY_ONLY:
                     headers.append(_VARY_COOKIE)
-                else:
+                elif extra:
                     headers.extend(map(_encode_header, extra))
                 message = {**message, "headers": headers}
             await send(message)

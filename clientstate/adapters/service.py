@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from clientstate._core.binding import Binding, Clock
 from clientstate._core.config import check_callable, checked
 from clientstate._core.cookies import RequestCookies
-from clientstate._core.drive import begin_sync, finish_sync
+from clientstate._core.drive import begin_sync, failed, finish_sync
 from clientstate._core.handler import AnyHandler, Loaded
 from clientstate._core.headers import headers_to_add
 from clientstate._core.state import State
@@ -156,12 +156,10 @@ def setup(
     def handle(request: ServiceRequest) -> ServiceResponse:
         slot = begin_sync(binding, request.header_values("cookie"))
         new_state, response = service(slot.loaded, request)
-        if response.status >= 500:  # a failed request commits nothing
-            set_cookies = binding.abandon(slot)
-        else:
-            if new_state is not slot.state:  # an unchanged object is compared when the response starts
-                slot.state = new_state
-            set_cookies = finish_sync(binding, slot)
+        # A failed (5xx) request commits nothing: finish_sync abandons it, so the new state is not assigned.
+        if not failed(response.status) and new_state is not slot.state:
+            slot.state = new_state  # an unchanged object is compared when the response starts
+        set_cookies = finish_sync(binding, slot, response.status)
         headers = response.headers
         extra = headers_to_add(headers, set_cookies, binding)
         return ServiceResponse(response.status, [*headers, *extra], response.body)

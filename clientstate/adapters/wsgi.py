@@ -60,13 +60,10 @@ class StateMiddleware(Middleware[WSGIApp]):
             exc_info: OptExcInfo | None = None,
             /,
         ) -> Callable[[bytes], object]:
-            # A failed request commits no state change: on an error response
-            # (5xx, or start_response called with exc_info) nothing is saved,
-            # and nothing here raises over the application's own error.
-            if exc_info is not None or status[:1] == "5":
-                set_cookies = binding.abandon(slot)
-            else:
-                set_cookies = finish_sync(binding, slot)
+            # A failed request (5xx, or start_response called with exc_info)
+            # commits no state change: finish_sync abandons it, and nothing
+            # here raises over the application's own error.
+            set_cookies = finish_sync(binding, slot, status, exc_info is not None)
             extra = headers_to_add(headers, set_cookies, binding, check_names=exc_info is None)
             return start_response(status, [*headers, *extra], exc_info)
 

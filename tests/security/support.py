@@ -10,14 +10,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import os
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 import msgspec
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hmac as crypto_hmac
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
 from clientstate import Keyring, Loaded, RequestCookies, State, asgi, client_stored, get_slot, wsgi
 from clientstate._core.errors import ErrorKind
-from clientstate._core.token import AUTHENTICATED_OVERHEAD, ENCRYPTED_OVERHEAD, Mode
+from clientstate._core.token import AUTHENTICATED_OVERHEAD, ENCRYPTED_OVERHEAD, Mode, associated_data
 from clientstate._handlers.client_stored import ClientStored
 from clientstate.testing import FrozenClock, fixed_keyring
 
@@ -61,6 +66,33 @@ def mint(
 ) -> str:
     """A genuine token for ``value``, as the server holding the keys would write it."""
     return handler.codec(state).seal(state.encode(value), issued_at, expires_at)
+
+
+def seal_raw_inner(
+    keyring: Keyring, mode: Mode, cookie_name: str, state_name: str, schema_version: int, inner: bytes
+) -> str:
+    """A token around raw ``inner`` bytes (flags, times, payload), unchecked: a writer holding the key.
+
+    Built from the documented layout of :mod:`clientstate._core.token` with
+    ``cryptography`` directly (not through the library's sealing code), so tests
+    can play a key holder that writes malformed inner content.
+    """
+    key = keyring.current
+    ad = associated_data(cookie_name, state_name, schema_version)
+    if mode is Mode.AUTHENTICATED:
+        head = bytes((Mode.AUTHENTICATED, key.key_id)) + inner
+        mac = crypto_hmac.HMAC(key.subkey(b"hmac"), hashes.SHA256())
+        mac.update(ad + head)
+        return b64url(head + mac.finalize())
+    salt, nonce = os.urandom(8), os.urandom(12)
+    salt_key = HKDFExpand(hashes.SHA256(), 32, b"clientstate/v1/aead-salt/" + salt).derive(key.subkey(b"aead"))
+    header = bytes((Mode.ENCRYPTED, key.key_id)) + salt + nonce
+    return b64url(header + AESGCM(salt_key).encrypt(nonce, inner, ad + header))
+
+
+def seal_inner(handler: ClientStored, inner: bytes, state: State[Any] = ACCOUNT) -> str:
+    """:func:`seal_raw_inner` for ``handler``'s keyring, mode and cookie, and ``state``'s current version."""
+    return seal_raw_inner(handler.keyring, handler.mode, handler.name, state.name, state.version, inner)
 
 
 def load(handler: ClientStored, token: str, now: float = T0, state: State[Any] = ACCOUNT) -> Loaded[Any]:

@@ -1,6 +1,6 @@
 """Tokens that authenticate but whose inner content is bad, written by a test writer holding the key.
 
-``TokenCodec.seal_inner`` seals raw inner bytes (flags, times, payload) without
+``support.seal_inner`` seals raw inner bytes (flags, times, payload) without
 checking them, so these tokens pass the HMAC/AEAD check and exercise what comes
 after it: the prelude (``malformed``) and the payload (``state_decode``).
 """
@@ -12,12 +12,11 @@ import struct
 import msgspec
 import pytest
 
-from clientstate import Binding, State
+from clientstate import Binding
 from clientstate._core.errors import ErrorKind
 from clientstate._core.token import Mode
-from clientstate._handlers.client_stored import ClientStored
 from clientstate.testing import FrozenClock
-from tests.security.support import ACCOUNT, ALICE, T0, Account, kind, load, make_handler
+from tests.security.support import ACCOUNT, ALICE, T0, kind, load, make_handler, seal_inner
 
 U64 = struct.Struct(">Q")
 GOOD_PAYLOAD = ACCOUNT.encode(ALICE)
@@ -25,10 +24,6 @@ GOOD_PAYLOAD = ACCOUNT.encode(ALICE)
 
 def inner(flags: int, *times: int, payload: bytes = GOOD_PAYLOAD) -> bytes:
     return bytes([flags]) + b"".join(U64.pack(t) for t in times) + payload
-
-
-def seal_inner(handler: ClientStored, data: bytes, state: State[Account] = ACCOUNT) -> str:
-    return handler.codec(state).seal_inner(data)
 
 
 def test_the_test_writer_produces_loadable_tokens_when_the_inner_content_is_good(mode: Mode) -> None:
