@@ -136,7 +136,7 @@ def _finish(binding: Binding[Any], slot: StateSlot[Any], response: HttpResponseB
         ConfigurationError: the view set a cookie the handler owns.
         StateEncodeError, CookieTooLarge: a state changed in place no longer saves.
     """
-    set_cookies = binding.abandon(slot) if response.status_code >= 500 else drive.finish_sync(binding, slot)
+    set_cookies = drive.finish_sync(binding, slot, response.status_code)  # a 5xx commits nothing
     own = [*response.items(), *(("Set-Cookie", morsel.OutputString()) for morsel in response.cookies.values())]
     for name, value in headers_to_add(own, set_cookies, binding):
         if name == "Vary":

@@ -439,11 +439,18 @@ class SessionManager:
             session.last_active = self.clock()
             return message
 
+        closed = False
         try:
             await app({**scope, bound.key: slot}, receive_active, send_announced)
+        except GeneratorExit:
+            # Closed, not run: a task garbage-collected while pending. Awaiting here would run store I/O from
+            # inside whatever the collector interrupted (it deadlocked inside ThreadPoolExecutor.submit); the
+            # session is detached and dirty, and the periodic pass writes it.
+            closed = True
+            raise
         finally:
             self._detach(session, self.clock())
-            if self.store.shared:
+            if self.store.shared and not closed:
                 with contextlib.suppress(StoreUnavailable):  # logged by _write; the periodic pass retries
                     await self._write(session)
 
