@@ -52,6 +52,11 @@ def wrap(manager: SessionManager) -> Any:
     return manager.websocket(COUNTER, counter_app, initial=Counter, principal=lambda s: s.user)
 
 
+#: Connections whose app task still runs, held as a server holds its connections: asyncio keeps only weak
+#: references to tasks, so a pending task of a dropped Peer could be garbage collected mid-test.
+_RUNNING: set[asyncio.Task[None]] = set()
+
+
 class Peer:
     """One WebSocket connection to ``app``."""
 
@@ -79,6 +84,8 @@ class Peer:
     async def open(self) -> Peer:
         """Connect; returns once the app accepted (and announced its token) or closed."""
         self.task = asyncio.ensure_future(self.app(self.scope, self._receive, self._send))
+        _RUNNING.add(self.task)
+        self.task.add_done_callback(_RUNNING.discard)
         await self.incoming.put({"type": "websocket.connect"})
         first = await asyncio.wait_for(self.outgoing.get(), WAIT)
         if first["type"] == "websocket.accept":

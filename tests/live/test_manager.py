@@ -132,8 +132,9 @@ def test_eviction_takes_detached_anonymous_sessions_first_and_never_live_ones(ev
         for peer in anonymous:
             await peer.close()
         evicted = []
+        newcomers = []  # kept referenced: a dropped peer's pending task may be garbage collected (and detach)
         for n in range(3):
-            await Peer(app, client=(f"198.51.100.{n}", 1)).open()  # stays live
+            newcomers.append(await Peer(app, client=(f"198.51.100.{n}", 1)).open())  # stays live
             evicted.append(dict(m.stats().evictions))
         assert evicted[0] == {"anonymous": 1, "authenticated": 0}
         assert evicted[1] == {"anonymous": 2, "authenticated": 0}
