@@ -7,10 +7,7 @@ server-stored demo (``--store``) has its own file, ``tests/test_demo_stores_e2e.
 from __future__ import annotations
 
 import os
-import queue
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator, Sequence
 
@@ -19,62 +16,27 @@ import pytest
 
 from clientstate import Keyring, RequestCookies, client_stored, generate_key
 from clientstate.demo import COOKIE_NAME, DEMO_STATE
+from tests.servers import ServerProcess
 
 KEYRING = Keyring(generate_key(3))  # a real key: the demo, like any server, refuses the public test keys
 STARTUP_TIMEOUT = 20.0
 
 
-class DemoServer:
+class DemoServer(ServerProcess):
     """A ``python -m clientstate demo --port 0`` process and its URL.
 
     ``args`` are more command-line arguments (``["--store", "sqlite"]``);
     ``cwd`` is the process's working directory (where ``--store sqlite`` keeps its file).
+    :meth:`stop` sends SIGTERM, then SIGKILL after 10 s, and returns the exit status.
     """
 
     def __init__(
         self, interface: str, keyring: Keyring, args: Sequence[str] = (), cwd: str | os.PathLike[str] | None = None
     ) -> None:
-        env = {**os.environ, "CLIENTSTATE_KEYS": keyring.to_text(), "PYTHONUNBUFFERED": "1"}
-        self.process = subprocess.Popen(
+        super().__init__(
             [sys.executable, "-m", "clientstate", "demo", "--port", "0", "--interface", interface, *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-            cwd=cwd,
+            env={"CLIENTSTATE_KEYS": keyring.to_text()}, cwd=cwd, startup_timeout=STARTUP_TIMEOUT,
         )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.output: list[str] = []
-        threading.Thread(target=self._pump, daemon=True).start()
-        self.url = self._wait_for_url()
-
-    def _pump(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put(line)
-
-    def _wait_for_url(self) -> str:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            self.output.append(line)
-            if "serving http://" in line:
-                return line.split("serving ", 1)[1].split(" ", 1)[0].rstrip("/")
-        self.stop()
-        raise AssertionError(f"demo did not start within {STARTUP_TIMEOUT} s: {''.join(self.output)}")
-
-    def stop(self) -> int:
-        """SIGTERM, then SIGKILL after 10 s; returns the exit status."""
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
-        return self.process.returncode
 
 
 @pytest.fixture(scope="module", params=["asgi", "wsgi"])

@@ -8,68 +8,36 @@ of 3 streams, one with a 1-second idle timeout for the reaper (and to play
 from __future__ import annotations
 
 import contextlib
-import os
-import queue
 import secrets
 import signal
-import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import httpx
 import pytest
 
 from clientstate import Keyring, generate_key
+from tests.servers import ServerProcess
 
 KEYRING = Keyring(generate_key(4))  # a real key: the demo refuses the public test keys
 STARTUP_TIMEOUT = 20.0
 CAP = 3
 
 
-class DemoServer:
+class DemoServer(ServerProcess):
     """A ``python -m clientstate demo --port 0`` process with the given environment, and its URL."""
 
     def __init__(self, interface: str, **env: str) -> None:
-        environ = {**os.environ, "CLIENTSTATE_KEYS": KEYRING.to_text(), "PYTHONUNBUFFERED": "1", **env}
-        self.process = subprocess.Popen(
+        super().__init__(
             [sys.executable, "-m", "clientstate", "demo", "--port", "0", "--interface", interface],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environ,
+            env={"CLIENTSTATE_KEYS": KEYRING.to_text(), **env}, startup_timeout=STARTUP_TIMEOUT,
         )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.output: list[str] = []
-        threading.Thread(target=self._pump, daemon=True).start()
-        self.url = self._wait_for_url()
 
-    def _pump(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put(line)
-
-    def _wait_for_url(self) -> str:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            self.output.append(line)
-            if "serving http://" in line:
-                return line.split("serving ", 1)[1].split(" ", 1)[0].rstrip("/")
-        self.stop()
-        raise AssertionError(f"demo did not start within {STARTUP_TIMEOUT} s: {''.join(self.output)}")
-
-    def stop(self) -> None:
+    def stop(self, signals: Sequence[signal.Signals] = (signal.SIGINT, signal.SIGTERM), timeout: float = 10.0) -> int:
         """Ctrl+C first (both servers then shut down cleanly and remove the demo database), then harder."""
-        for how in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
-            self.process.send_signal(how)
-            try:
-                self.process.wait(timeout=10)
-                return
-            except subprocess.TimeoutExpired:
-                continue
+        return super().stop(signals, timeout)
 
 
 @pytest.fixture(scope="module", params=["asgi", "wsgi"])

@@ -6,15 +6,11 @@ Each example prints ``serving http://127.0.0.1:PORT/`` once it listens
 
 from __future__ import annotations
 
-import os
-import queue
-import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 from clientstate import Keyring, generate_key
+from tests.servers import ServerProcess
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 STARTUP_TIMEOUT = 30.0
@@ -22,46 +18,14 @@ STARTUP_TIMEOUT = 30.0
 KEYRING = Keyring(generate_key(7))
 
 
-class ExampleServer:
-    """``python examples/<folder>/<file> --port 0`` with ``CLIENTSTATE_KEYS`` set; ``url`` once it serves."""
+class ExampleServer(ServerProcess):
+    """``python examples/<folder>/<file> --port 0`` with ``CLIENTSTATE_KEYS`` set; ``url`` once it serves.
+
+    :meth:`stop` sends SIGTERM, then SIGKILL after 10 s.
+    """
 
     def __init__(self, relative: str) -> None:
-        env = {**os.environ, "CLIENTSTATE_KEYS": KEYRING.to_text(), "PYTHONUNBUFFERED": "1"}
-        self.process = subprocess.Popen(
+        super().__init__(
             [sys.executable, str(EXAMPLES / relative), "--port", "0"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-            cwd=EXAMPLES.parent,
+            env={"CLIENTSTATE_KEYS": KEYRING.to_text()}, cwd=EXAMPLES.parent, startup_timeout=STARTUP_TIMEOUT,
         )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.output: list[str] = []
-        threading.Thread(target=self._pump, daemon=True).start()
-        self.url = self._wait_for_url()
-
-    def _pump(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put(line)
-
-    def _wait_for_url(self) -> str:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            self.output.append(line)
-            if line.startswith("serving http://"):
-                return line.split(" ", 1)[1].strip().rstrip("/")
-        self.stop()
-        raise AssertionError(f"the example did not start within {STARTUP_TIMEOUT} s: {''.join(self.output)}")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)

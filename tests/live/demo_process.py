@@ -12,12 +12,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import queue
 import signal
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,77 +22,39 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from clientstate import Keyring
+from tests.servers import ServerProcess
 
 STARTUP_TIMEOUT = 30.0
 WAIT = 10.0
 
 
-class LiveDemo:
-    """A demo process; ``url`` is its ``http://127.0.0.1:PORT``, ``output`` every line it printed so far."""
+class LiveDemo(ServerProcess):
+    """A demo process; ``url`` is its ``http://127.0.0.1:PORT``, ``ws`` its live panel, ``output`` what it printed."""
 
     def __init__(
         self, keyring: Keyring, cwd: str | os.PathLike[str], args: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
     ) -> None:
-        environment = {**os.environ, "CLIENTSTATE_KEYS": keyring.to_text(), "PYTHONUNBUFFERED": "1", **(env or {})}
-        self.process = subprocess.Popen(
+        super().__init__(
             [sys.executable, "-m", "clientstate", "demo", "--port", "0", "--interface", "asgi", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment, cwd=cwd,
+            env={"CLIENTSTATE_KEYS": keyring.to_text(), **(env or {})}, cwd=cwd, startup_timeout=STARTUP_TIMEOUT,
         )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.output: list[str] = []
-        threading.Thread(target=self._pump, daemon=True).start()
-        line = self.wait_for("serving http://")
-        self.url = line.split("serving ", 1)[1].split(" ", 1)[0].rstrip("/")
         self.ws = self.url.replace("http://", "ws://") + "/ws/live"
-
-    def _pump(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put(line)
 
     def wait_for(self, text: str, timeout: float = STARTUP_TIMEOUT) -> str:
         """The first line (from now on, or already printed) containing ``text``; AssertionError after ``timeout``."""
-        for line in self.output:
-            if text in line:
-                return line
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            self.output.append(line)
-            if text in line:
-                return line
-        self.kill()
-        raise AssertionError(f"the demo never printed {text!r}: {''.join(self.output)}")
+        return super().wait_for(text, timeout)
 
-    def drain(self) -> str:
-        """Everything printed so far (after the process ended, all of it)."""
-        while True:
-            try:
-                self.output.append(self.lines.get(timeout=0.5 if self.process.poll() is not None else 0.05))
-            except queue.Empty:
-                return "".join(self.output)
-
-    def stop(self) -> int:
-        """SIGTERM and wait (SIGKILL after ``STARTUP_TIMEOUT``); the exit status."""
+    def stop(self) -> int:  # type: ignore[override]
+        """SIGTERM and wait (SIGKILL after ``STARTUP_TIMEOUT``, and the test fails); the exit status."""
         self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(timeout=STARTUP_TIMEOUT)
         except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=WAIT)
+            self.kill()
             raise AssertionError(f"the demo did not stop on SIGTERM: {self.drain()}") from None
         self.drain()
         return self.process.returncode
-
-    def kill(self) -> None:
-        """SIGKILL (``kill -9``) and wait."""
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=WAIT)
 
 
 class Refused(Exception):
