@@ -249,14 +249,18 @@ def _unavailable(exc: StoreUnavailable) -> Reply:
     return 503, {"error": "store_unavailable", "detail": str(exc)}
 
 
+def _perform(call: SessionsCall, sessions: Sessions | AsyncSessions | None) -> Any:
+    """What ``call`` asks of ``sessions``: the result, or (``AsyncSessions``) an awaitable of it."""
+    assert sessions is not None  # a plan only asks when the demo has a store
+    return sessions.list(call.principal) if call.action == "list" else sessions.end(call.principal)
+
+
 def run_sessions_sync(plan: SessionsPlan, sessions: Sessions | None) -> Reply:
     """Perform a :func:`sessions_api` plan with blocking store I/O (the WSGI app); a store outage is a 503."""
     try:
         call = next(plan)
         while True:
-            assert sessions is not None  # a plan only asks when the demo has a store
-            result: Any = sessions.list(call.principal) if call.action == "list" else sessions.end(call.principal)
-            call = plan.send(result)
+            call = plan.send(_perform(call, sessions))
     except StopIteration as stop:
         reply: Reply = stop.value
         return reply
@@ -269,12 +273,7 @@ async def run_sessions_async(plan: SessionsPlan, sessions: AsyncSessions | None)
     try:
         call = next(plan)
         while True:
-            assert sessions is not None
-            if call.action == "list":
-                result: Any = await sessions.list(call.principal)
-            else:
-                result = await sessions.end(call.principal)
-            call = plan.send(result)
+            call = plan.send(await _perform(call, sessions))
     except StopIteration as stop:
         reply: Reply = stop.value
         return reply

@@ -557,26 +557,23 @@ def _check_timeout(timeout: object) -> float:
     return float(timeout)
 
 
-def _check_hash_tag(label: object) -> str | None:
-    if label is None:
-        return None
-    check_type(label, str, "hash_tag")
-    assert isinstance(label, str)
-    if not 0 < len(label) <= 64 or not label.isprintable() or any(c in label for c in "{} "):
+def _check_key_part(value: object, label: str, choices: str = "") -> str:
+    """``value`` if it is 1 to 64 printable characters without spaces or braces (a key prefix or hash tag)."""
+    check_type(value, str, label)
+    assert isinstance(value, str)
+    if not 0 < len(value) <= 64 or not value.isprintable() or any(c in value for c in "{} "):
         raise ConfigurationError(
-            f"hash_tag must be None or 1 to 64 printable characters without spaces or braces, got {label!r}"
+            f"{label} must be {choices}1 to 64 printable characters without spaces or braces, got {value!r}"
         )
-    return label
+    return value
+
+
+def _check_hash_tag(tag_text: object) -> str | None:
+    return None if tag_text is None else _check_key_part(tag_text, "hash_tag", "None or ")
 
 
 def _check_prefix(prefix: object) -> str:
-    check_type(prefix, str, "prefix")
-    assert isinstance(prefix, str)
-    if not 0 < len(prefix) <= 64 or not prefix.isprintable() or any(c in prefix for c in "{} "):
-        raise ConfigurationError(
-            f"prefix must be 1 to 64 printable characters without spaces or braces, got {prefix!r}"
-        )
-    return prefix
+    return _check_key_part(prefix, "prefix")
 
 
 class RedisStore:
