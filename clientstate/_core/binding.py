@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Generator, Mapping, MutableMapping, Sequence
+from math import isfinite
 from typing import Any, Final, Generic, TypeVar, cast
 
 from clientstate._core.config import check_callable, check_type
@@ -90,17 +91,20 @@ _KEEP_COOKIE: Final = frozenset(
 )
 
 
-#: Clock readings must lie strictly between minus and plus this: NaN and the infinities are refused (a NaN
-#: compares false with every deadline and would stop expiry). Finite readings outside what a token can hold
-#: are the handlers' to judge (they fail closed on load and raise ClientStateError on save).
-_CLOCK_LIMIT: Final = float("inf")
+def _checked_clock(clock: Clock) -> float:
+    """A reading of ``clock``; ConfigurationError for NaN or an infinity.
 
-
-def _bad_clock(now: object) -> ConfigurationError:
-    return ConfigurationError(
-        f"the clock returned {now!r}: it must return seconds since the Unix epoch as a finite number "
-        "(like time.time())"
-    )
+    A NaN compares false with every deadline and would stop expiry. Finite
+    readings outside what a token can hold are the handlers' to judge (they
+    fail closed on load and raise ClientStateError on save).
+    """
+    now = clock()
+    if not isfinite(now):
+        raise ConfigurationError(
+            f"the clock returned {now!r}: it must return seconds since the Unix epoch as a finite number "
+            "(like time.time())"
+        )
+    return now
 
 
 class Binding(Immutable, Generic[T]):
@@ -166,9 +170,7 @@ class Binding(Immutable, Generic[T]):
         Never raises for request input; raises ConfigurationError if the
         handler needs store I/O (use :meth:`begin_plan`).
         """
-        now = self.clock()
-        if not -_CLOCK_LIMIT < now < _CLOCK_LIMIT:  # false for NaN and the infinities
-            raise _bad_clock(now)
+        now = _checked_clock(self.clock)
         if not cookie_headers:
             return StateSlot(self, Loaded.absent(), now)
         handler = self._without_io  # the per-request path: no _pure() call unless it must raise
@@ -295,9 +297,7 @@ class Binding(Immutable, Generic[T]):
     def begin_plan(self, cookie_headers: Sequence[str]) -> Generator[Any, Any, StateSlot[T]]:
         """The plan that loads the state with a store-backed handler (run it with ``clientstate._core.flow``)."""
         handler = self._planned()
-        now = self.clock()
-        if not -_CLOCK_LIMIT < now < _CLOCK_LIMIT:
-            raise _bad_clock(now)
+        now = _checked_clock(self.clock)
         loaded = yield from handler.load_plan(self.descriptor, RequestCookies(cookie_headers), now)
         return StateSlot(self, loaded, now)
 
@@ -309,9 +309,7 @@ class Binding(Immutable, Generic[T]):
         """
         handler = self._planned()
         change = self.decide(slot)
-        now = self.clock()  # the store judges the write at its own time: a slow request cannot outlive a deadline
-        if not -_CLOCK_LIMIT < now < _CLOCK_LIMIT:
-            raise _bad_clock(now)
+        now = _checked_clock(self.clock)  # at save time: a slow request cannot outlive a deadline
         return (yield from handler.save_plan(self.descriptor, slot.loaded, change, now))
 
     @property
