@@ -42,6 +42,7 @@ from clientstate._handlers.server_stored import ServerStored
 from clientstate.stores import store_from_url
 from clientstate.stores.redis import SCRIPTS, RedisStore
 from clientstate.testing import FrozenClock, fixed_keyring
+from tests.server.conftest import Driver
 from tests.server.kits import delete_redis_keys, served_slots, standalone_redis
 from tests.server.redis_cluster import LocalCluster, Monitor, RedisServer, Seen, free_port, shared_cluster
 from tests.server.test_behaviour import _sid
@@ -78,20 +79,7 @@ def request(binding: Binding[Account], cookie: str | None, act: Act | None = Non
     StateSlot[Account], list[str]
 ]:
     """One request through the real drivers, blocking (``sync``) or awaited (``async``)."""
-    headers = [] if cookie is None else [cookie]
-    if mode == "sync":
-        slot = begin_sync(binding, headers)
-        if act is not None:
-            act(slot)
-        return slot, finish_sync(binding, slot)
-
-    async def run() -> tuple[StateSlot[Account], list[str]]:
-        slot = await begin_async(binding, headers)
-        if act is not None:
-            act(slot)
-        return slot, await finish_async(binding, slot)
-
-    return asyncio.run(run())
+    return Driver(mode).request(binding, cookie, act)
 
 
 def cookie_of(lines: list[str]) -> str:

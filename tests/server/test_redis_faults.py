@@ -31,6 +31,7 @@ from clientstate._core.drive import begin_async, begin_sync, finish_async, finis
 from clientstate._core.flow import perform_sync
 from clientstate.stores.redis import RedisStore
 from clientstate.testing import FrozenClock, fixed_keyring
+from tests.server.conftest import Driver
 from tests.server.kits import CountingStore
 from tests.server.redis_cluster import LocalCluster, RedisServer
 from tests.server.test_behaviour import _sid
@@ -118,6 +119,13 @@ class Traffic:
         unavailable = slot.error is not None and slot.error.kind is ErrorKind.STORE_UNAVAILABLE
         outcome = Outcome(kind, began, time.monotonic() - began, ok, unavailable or not ok, lines, sid)
         self.outcomes.append(outcome)
+
+    def once(self, driver: Driver, cookie: str | None, kind: str, n: int) -> Outcome:
+        """One request of ``kind`` through ``driver``, timed and recorded; its outcome."""
+        began = time.monotonic()
+        slot, lines = driver.request(self.binding, cookie, lambda slot: self.act(kind, slot, n))
+        self.record(kind, cookie, began, slot, lines)
+        return self.outcomes[-1]
 
     @staticmethod
     def act(kind: str, slot: StateSlot[Account], n: int) -> None:
@@ -273,20 +281,7 @@ def test_a_cluster_losing_a_master_fails_only_its_slots_and_recovers(
     loop = asyncio.new_event_loop()
 
     def run(cookie: str | None, kind: str, n: int) -> Outcome:
-        async def go() -> tuple[StateSlot[Account], list[str]]:
-            slot = await begin_async(binding, [] if cookie is None else [cookie])
-            traffic.act(kind, slot, n)
-            return slot, await finish_async(binding, slot)
-
-        began = time.monotonic()
-        if mode == "sync":
-            slot = begin_sync(binding, [] if cookie is None else [cookie])
-            traffic.act(kind, slot, n)
-            lines = finish_sync(binding, slot)
-        else:
-            slot, lines = loop.run_until_complete(go())
-        traffic.record(kind, cookie, began, slot, lines)
-        return traffic.outcomes[-1]
+        return traffic.once(Driver(mode, loop), cookie, kind, n)
 
     for n in range(60):
         assert run(None, "login", n).ok
@@ -362,20 +357,7 @@ def test_a_touch_survives_the_loss_of_its_index_master(
     loop = asyncio.new_event_loop()
 
     def run(cookie: str | None, act: Any = None) -> tuple[StateSlot[Account], list[str]]:
-        headers = [] if cookie is None else [cookie]
-        if mode == "sync":
-            slot = begin_sync(binding, headers)
-            if act is not None:
-                act(slot)
-            return slot, finish_sync(binding, slot)
-
-        async def go() -> tuple[StateSlot[Account], list[str]]:
-            slot = await begin_async(binding, headers)
-            if act is not None:
-                act(slot)
-            return slot, await finish_async(binding, slot)
-
-        return loop.run_until_complete(go())
+        return Driver(mode, loop).request(binding, cookie, act)
 
     def login(slot: StateSlot[Account]) -> None:
         slot.state = Account("ada")
@@ -441,22 +423,7 @@ def test_a_hash_tagged_store_lives_and_fails_with_its_one_master(
     loop = asyncio.new_event_loop()
 
     def run(cookie: str | None, kind: str, n: int) -> Outcome:
-        binding = traffic.binding
-
-        async def go() -> tuple[StateSlot[Account], list[str]]:
-            slot = await begin_async(binding, [] if cookie is None else [cookie])
-            traffic.act(kind, slot, n)
-            return slot, await finish_async(binding, slot)
-
-        began = time.monotonic()
-        if mode == "sync":
-            slot = begin_sync(binding, [] if cookie is None else [cookie])
-            traffic.act(kind, slot, n)
-            lines = finish_sync(binding, slot)
-        else:
-            slot, lines = loop.run_until_complete(go())
-        traffic.record(kind, cookie, began, slot, lines)
-        return traffic.outcomes[-1]
+        return traffic.once(Driver(mode, loop), cookie, kind, n)
 
     for n in range(20):
         assert run(None, "login", n).ok
