@@ -104,6 +104,11 @@ def cs_handler(store: Store, *, sliding: bool) -> ServerStored:
     )
 
 
+def _bare_route(path: str) -> str:
+    """A route of the ``bare`` kind: the same request-path look-up as the session kinds' routes, and no session."""
+    return "ok" if path in ROUTES else "not found"
+
+
 def _slot_route(slot: StateSlot[Any], path: str) -> str:
     if path == "/login":
         slot.state = VALUE
@@ -150,7 +155,7 @@ def starlette_app(kind: str, store: Store | None, *, sliding: bool, redis_async:
     if kind == "bare":
 
         def route(request: Request) -> str:
-            return "ok"
+            return _bare_route(request.scope["path"])
 
     elif kind == "clientstate":
         assert store is not None
@@ -200,7 +205,7 @@ def flask_app(kind: str, store: Store | None, *, sliding: bool, redis_sync: Any 
     if kind == "bare":
 
         def view() -> str:
-            return "ok"
+            return _bare_route(request.path)
 
     elif kind == "clientstate":
         assert store is not None
@@ -345,7 +350,7 @@ def django_app(kind: str, store: Store | None, *, sliding: bool) -> Any:
         settings.MIDDLEWARE = []
 
         def route(request: Any) -> str:
-            return "ok"
+            return _bare_route(request.path)
 
     elif kind == "clientstate":
         settings.MIDDLEWARE = []

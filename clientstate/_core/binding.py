@@ -42,10 +42,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Generator, Mapping, MutableMapping, Sequence
-from math import isfinite
 from typing import Any, Final, Generic, TypeVar, cast
 
-from clientstate._core.config import check_callable, check_type
+from clientstate._core.config import check_callable, check_type, read_clock
 from clientstate._core.cookies import RequestCookies
 from clientstate._core.errors import ConfigurationError, CookieTooLarge, ErrorKind
 from clientstate._core.handler import NO_CHANGE, AnyHandler, Change, ChangeKind, Handler, Loaded, PlanHandler
@@ -89,22 +88,6 @@ _FAILED: Final = (
 _KEEP_COOKIE: Final = frozenset(
     (ErrorKind.AMBIGUOUS, ErrorKind.STORE_UNAVAILABLE, ErrorKind.SESSION_MOVED, ErrorKind.SCHEMA_MISMATCH)
 )
-
-
-def _checked_clock(clock: Clock) -> float:
-    """A reading of ``clock``; ConfigurationError for NaN or an infinity.
-
-    A NaN compares false with every deadline and would stop expiry. Finite
-    readings outside what a token can hold are the handlers' to judge (they
-    fail closed on load and raise ClientStateError on save).
-    """
-    now = clock()
-    if not isfinite(now):
-        raise ConfigurationError(
-            f"the clock returned {now!r}: it must return seconds since the Unix epoch as a finite number "
-            "(like time.time())"
-        )
-    return now
 
 
 class Binding(Immutable, Generic[T]):
@@ -170,7 +153,7 @@ class Binding(Immutable, Generic[T]):
         Never raises for request input; raises ConfigurationError if the
         handler needs store I/O (use :meth:`begin_plan`).
         """
-        now = _checked_clock(self.clock)
+        now = read_clock(self.clock)
         if not cookie_headers:
             return StateSlot(self, Loaded.absent(), now)
         handler = self._without_io  # the per-request path: no _pure() call unless it must raise
@@ -297,7 +280,7 @@ class Binding(Immutable, Generic[T]):
     def begin_plan(self, cookie_headers: Sequence[str]) -> Generator[Any, Any, StateSlot[T]]:
         """The plan that loads the state with a store-backed handler (run it with ``clientstate._core.flow``)."""
         handler = self._planned()
-        now = _checked_clock(self.clock)
+        now = read_clock(self.clock)
         loaded = yield from handler.load_plan(self.descriptor, RequestCookies(cookie_headers), now)
         return StateSlot(self, loaded, now)
 
@@ -309,7 +292,7 @@ class Binding(Immutable, Generic[T]):
         """
         handler = self._planned()
         change = self.decide(slot)
-        now = _checked_clock(self.clock)  # at save time: a slow request cannot outlive a deadline
+        now = read_clock(self.clock)  # at save time: a slow request cannot outlive a deadline
         return (yield from handler.save_plan(self.descriptor, slot.loaded, change, now))
 
     @property

@@ -26,6 +26,7 @@ __all__ = [
     "check_seconds",
     "check_type",
     "checked",
+    "read_clock",
     "signature_error",
     "unknown_arguments",
 ]
@@ -60,6 +61,31 @@ def check_finite(value: object, label: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ConfigurationError(f"{label} must be a finite number, got {type(value).__name__} {value!r:.60}")
     return float(value)
+
+
+def read_clock(
+    clock: Callable[[], float], label: str = "the clock", unit: str = "seconds since the Unix epoch (like time.time())"
+) -> float:
+    """One reading of ``clock``: seconds (since the Unix epoch, unless ``unit`` says otherwise), a finite number.
+
+    Every component that keeps deadlines (``setup()``'s binding, the live
+    session manager, the baton registry) reads its clock through this: a NaN
+    compares false with every deadline and would stop expiry, an infinity
+    would expire everything at once, and a non-number would fail later with a
+    bare ``TypeError``.
+
+    Raises:
+        ConfigurationError: the reading is NaN, an infinity, a ``bool`` or not a number;
+            the message names ``label``, the value and ``unit``.
+    """
+    now = clock()
+    if type(now) is float and math.isfinite(now):  # time.time(): one type check, one isfinite
+        return now
+    if isinstance(now, bool) or not isinstance(now, int | float) or not math.isfinite(now):
+        raise ConfigurationError(
+            f"{label} returned {now!r:.60}: it must return {unit} as a finite number"
+        )
+    return now
 
 
 def check_duration(value: object, label: str, high: float) -> float:

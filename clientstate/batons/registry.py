@@ -60,7 +60,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hmac
 
 from clientstate._core.base64url import b64url_decode, b64url_encode
-from clientstate._core.config import check_callable, check_type
+from clientstate._core.config import check_callable, check_type, read_clock
 from clientstate._core.errors import ConfigurationError
 from clientstate._core.keys import Keyring
 from clientstate._core.value import Immutable, Value
@@ -88,6 +88,9 @@ T = TypeVar("T")
 
 _log: Final = logging.getLogger("clientstate.batons")
 _MAX_TEXT: Final = 4096
+#: How the registry's clock is named when a reading is refused, and what it must return (see read_clock).
+_CLOCK: Final = "the baton registry clock"
+_CLOCK_UNIT: Final = "seconds (like time.monotonic())"
 
 
 class StreamInfo(Value, frozen=True):
@@ -327,7 +330,8 @@ class Registry(Immutable, Generic[R]):
             subkey) and verified under the key their key id names.
         limits: timeouts, caps and tombstones (:class:`~clientstate.batons.Limits`).
         clock: returns seconds (default ``time.monotonic``); tests inject a
-            frozen clock.
+            frozen clock. Every reading must be a finite number: NaN or an infinity
+            raises :class:`~clientstate.ConfigurationError` where it is read.
 
     Raises:
         ConfigurationError: an argument of the wrong type.
@@ -380,6 +384,8 @@ class Registry(Immutable, Generic[R]):
         _text(principal, "principal")
         _text(scope, "scope")
         check_type(read_only, bool, "read_only")
+        # Read before anything is reserved or acquired: a broken clock raises with nothing to give back.
+        now = read_clock(self.clock, _CLOCK, _CLOCK_UNIT)
         t = self._t
         with t.lock:
             if t.closed:
@@ -401,7 +407,7 @@ class Registry(Immutable, Generic[R]):
         except BaseException:
             self._ended(scope, ending=False)
             raise
-        entry = _Entry(scope, principal, read_only, resource, self.clock(), self.limits)
+        entry = _Entry(scope, principal, read_only, resource, now, self.limits)
         with t.lock:
             if t.closed:
                 t.ending += 1
@@ -470,7 +476,7 @@ class Registry(Immutable, Generic[R]):
         if not compare_digest(presented, entry.principal_bytes):  # constant time (what cryptography's bytes_eq runs)
             return errors.PRINCIPAL
         wire_generation = raw[18:26]
-        now = self.clock()
+        now = read_clock(self.clock, _CLOCK, _CLOCK_UNIT)
         with t.lock:
             if not entry.live:  # ended since the lookup
                 return self._gone(t, raw, locked=True)
@@ -517,7 +523,7 @@ class Registry(Immutable, Generic[R]):
         if type(stream) is not Stream:
             raise _not_a_stream("release", stream)
         entry = stream._entry
-        now = self.clock()
+        now = read_clock(self.clock, _CLOCK, _CLOCK_UNIT)
         t = self._t
         with t.lock:
             if entry.holder is not stream:
@@ -548,7 +554,7 @@ class Registry(Immutable, Generic[R]):
         entry = self._held(stream, "close")
         with t.lock:
             _check_holder(entry, stream, "close")
-            return self._take(t, entry, self.clock(), "closed", None, quiet=False)
+            return self._take(t, entry, read_clock(self.clock, _CLOCK, _CLOCK_UNIT), "closed", None, quiet=False)
 
     # ------------------------------------------------------------------ administration
 
@@ -560,7 +566,7 @@ class Registry(Immutable, Generic[R]):
         """
         if where is not None:
             check_callable(where, "where", "where(info) -> bool")
-        now = self.clock()
+        now = read_clock(self.clock, _CLOCK, _CLOCK_UNIT)
         t = self._t
         with t.lock:
             infos = [self._info(entry, now) for entry in t.entries.values()]
@@ -578,7 +584,7 @@ class Registry(Immutable, Generic[R]):
         raw = b64url_decode(stream_id) if type(stream_id) is str and len(stream_id) == STREAM_ID_CHARS else None
         if raw is None:
             return BatonError(BatonErrorKind.BAD_BATON, "not a stream id")
-        now = self.clock()
+        now = read_clock(self.clock, _CLOCK, _CLOCK_UNIT)
         t = self._t
         with t.lock:
             if t.closed:
@@ -600,7 +606,7 @@ class Registry(Immutable, Generic[R]):
         Steps returning the number of streams ended. Busy streams are never
         touched. A resource that fails to end is logged and counted all the same.
         """
-        now = self.clock()
+        now = read_clock(self.clock, _CLOCK, _CLOCK_UNIT)
         t = self._t
         with t.lock:
             self._prune(t, now)
@@ -618,7 +624,7 @@ class Registry(Immutable, Generic[R]):
         request; each is ended when released. The driver then waits for
         endings started elsewhere (see :meth:`wait_endings`).
         """
-        now = self.clock()
+        now = read_clock(self.clock, _CLOCK, _CLOCK_UNIT)
         t = self._t
         with t.lock:
             t.closed = True
@@ -709,7 +715,7 @@ class Registry(Immutable, Generic[R]):
         else:
             with t.lock:
                 tomb = t.tombstones.get(raw[2:18])
-        if tomb is None or self.clock() - tomb.ended_at > self.limits.tombstone_ttl:
+        if tomb is None or read_clock(self.clock, _CLOCK, _CLOCK_UNIT) - tomb.ended_at > self.limits.tombstone_ttl:
             return errors.UNKNOWN_STREAM
         fed = keys.fed(raw[1], tomb.binding)
         if fed is None:

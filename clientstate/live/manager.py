@@ -76,7 +76,7 @@ from typing import Any, Final, Generic, Literal, TypeVar
 from urllib.parse import unquote_plus
 
 from clientstate._core.binding import Clock
-from clientstate._core.config import check_callable, check_type
+from clientstate._core.config import check_callable, check_type, read_clock
 from clientstate._core.errors import ConfigurationError, ErrorKind, LoadError, StateNotWritable, StoreUnavailable
 from clientstate._core.flow import perform_async
 from clientstate._core.keys import Keyring
@@ -100,6 +100,9 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 Eviction = Literal["lru", "oldest", "random"]
+#: How the manager's clock is named when a reading is refused (see read_clock).
+_CLOCK: Final = "the SessionManager clock"
+
 _DEFAULTS: Final = {
     "max_sessions": 10_000,
     "max_per_ip": 100,
@@ -295,7 +298,9 @@ class SessionManager:
             a :class:`~clientstate.Keyring`; a setting of the wrong type (a
             ``bool`` or ``str`` or a float where a count is expected, NaN or
             infinity); an eviction policy other than the three; a bad proxy
-            entry; a ``snapshot_path`` that is not a path; a clock that is not callable.
+            entry; a ``snapshot_path`` that is not a path; a clock that is not callable. Later,
+            wherever the manager reads its clock: a reading that is not a finite number (NaN would
+            stop expiry and eviction).
     """
 
     def __init__(
@@ -418,7 +423,7 @@ class SessionManager:
     async def _connection(
         self, bound: _Bound[Any], app: ASGIApp, scope: Scope, receive: Receive, send: Send, announce: bool
     ) -> None:
-        now = self.clock()
+        now = read_clock(self.clock, _CLOCK)
         group = group_of(client_address(scope, self.trusted_proxies))
         session, error, resumed = await self._open(bound, scope, group, now)
         if isinstance(session, Refusal):
@@ -432,11 +437,11 @@ class SessionManager:
             await send(message)
             if announce and message["type"] == "websocket.accept":
                 await send({"type": "websocket.send", "text": json.dumps({RESUME_PARAMETER: token})})
-            session.last_active = self.clock()
+            session.last_active = read_clock(self.clock, _CLOCK)
 
         async def receive_active() -> Message:
             message = await receive()
-            session.last_active = self.clock()
+            session.last_active = read_clock(self.clock, _CLOCK)
             return message
 
         closed = False
@@ -449,7 +454,7 @@ class SessionManager:
             closed = True
             raise
         finally:
-            self._detach(session, self.clock())
+            self._detach(session, read_clock(self.clock, _CLOCK))
             if self.store.shared and not closed:
                 with contextlib.suppress(StoreUnavailable):  # logged by _write; the periodic pass retries
                     await self._write(session)
@@ -690,7 +695,7 @@ class SessionManager:
         Raises:
             StoreUnavailable: the store did not answer (logged).
         """
-        now = self.clock()
+        now = read_clock(self.clock, _CLOCK)
         try:
             if session.value is None:
                 if session.version == 0:
@@ -745,7 +750,7 @@ class SessionManager:
 
     def cleanup(self) -> int:
         """Remove detached sessions past their resume window from memory; returns how many."""
-        now = self.clock()
+        now = read_clock(self.clock, _CLOCK)
         expired = [
             s for s in self._sessions.values()
             if s.detached_at is not None and s.evicting is None and not now - s.detached_at < self.resume_window
@@ -806,7 +811,7 @@ class SessionManager:
             return 0
 
     async def _save_all(self) -> int:
-        now = self.clock()
+        now = read_clock(self.clock, _CLOCK)
         items = []
         for session in list(self._sessions.values()):
             self._detach(session, now)

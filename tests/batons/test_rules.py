@@ -6,6 +6,7 @@ import logging
 import subprocess
 import sys
 import threading
+from typing import Any
 
 import pytest
 
@@ -636,3 +637,20 @@ def test_a_forked_child_forgets_its_parents_streams_and_draws_a_new_boot() -> No
                           check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["0", "Stream"]  # the child refused the baton; the parent still resumes it
+
+
+@pytest.mark.parametrize("reading", [float("nan"), float("-inf"), True])
+def test_a_clock_reading_that_is_not_a_finite_number_is_refused_where_it_is_read(reading: Any) -> None:
+    # NaN compares false with every idle deadline: trusted, a stream would never time out.
+    streams: Streams[FakeResource] = Streams(fixed_keyring(1), Limits(max_streams=1), clock=lambda: reading)
+    acquired: list[FakeResource] = []
+
+    def acquire(read_only: bool) -> FakeResource:
+        acquired.append(FakeResource())
+        return acquired[-1]
+
+    refused = r"the baton registry clock returned .*seconds \(like time.monotonic"
+    for _ in range(2):  # the place was not kept: max_streams=1 does not refuse the second try
+        with pytest.raises(ConfigurationError, match=refused):
+            streams.open(acquire, principal=OWNER, scope=SCOPE)
+    assert acquired == []  # read before acquire: no resource was made, so none is left open

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -374,3 +375,14 @@ def test_cleanup_removes_detached_sessions_past_the_window() -> None:
         assert m.stats().total == 0
 
     run(scenario())
+
+
+@pytest.mark.parametrize("reading", [math.nan, math.inf, "1700000000"])
+def test_a_clock_reading_that_is_not_a_finite_number_is_refused_where_it_is_read(reading: Any) -> None:
+    # NaN compares false with every deadline: trusted, it would keep every detached session forever.
+    m = manager(clock=lambda: reading)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match=r"the SessionManager clock returned .*seconds since the Unix epoch"):
+        m.cleanup()
+
+    with pytest.raises(ConfigurationError, match="the SessionManager clock returned"):
+        run(m.shutdown())  # the shutdown save reads it too: loud, not "saved 0"
