@@ -50,6 +50,7 @@ from typing import Any, Final, TypeVar, cast
 import msgspec
 
 from clientstate._core.binding import Clock
+from clientstate._core.config import check_callable, check_type
 from clientstate._core.errors import ClientStateError, ConfigurationError
 from clientstate._core.handler import Loaded
 from clientstate._core.slot import StateSlot, get_slot
@@ -137,6 +138,27 @@ def _check_window(max_window: float) -> float:
     ):
         raise ConfigurationError(f"max_window must be a finite number of seconds > 0, got {max_window!r}")
     return max_window
+
+
+def _check_guard(
+    target: object, label: str, shape: str, field: object, max_window: float, deny: object, deny_shape: str = ""
+) -> None:
+    """A guard factory's arguments, checked when it wraps (not on every request); else ConfigurationError.
+
+    ``deny`` must be ``None`` or callable as ``deny_shape`` (default: ``shape``, the guarded target's).
+    """
+    check_callable(target, label, shape)
+    _check_field(field)
+    _check_window(max_window)
+    if deny is not None:
+        check_callable(deny, "deny", f"{deny_shape or shape} or None")
+
+
+def _check_descriptor(descriptor: object) -> None:
+    check_type(
+        descriptor, State, "descriptor",
+        "pass the State descriptor given to setup(), e.g. State('session', Session), not its name",
+    )
 
 
 def grant(
@@ -239,9 +261,13 @@ def require_sudo(
             default ``403 {"error": "sudo_required"}``. The state is left unchanged.
 
     Raises:
-        ConfigurationError: ``max_window`` is not a positive number.
+        ConfigurationError: ``service`` or ``clock`` is not callable, ``deny``
+            is neither callable nor ``None``, ``field`` is not a non-empty
+            str, or ``max_window`` is not a positive number.
     """
-    _check_window(max_window)
+    _check_guard(service, "service", "service(loaded, request) -> (state, response)", field, max_window, deny,
+                 "deny(loaded, request) -> response")
+    check_callable(clock, "clock", "clock() -> seconds since the epoch")
 
     def guarded(loaded: Loaded[T], request: ServiceRequest) -> tuple[T | None, ServiceResponse]:
         if is_active(loaded.state, clock(), field=field, max_window=max_window):
@@ -260,13 +286,20 @@ def require_sudo_wsgi(app: WSGIApp, descriptor: State[Any], *, field: str = DEFA
                       max_window: float = DEFAULT_MAX_WINDOW, deny: WSGIApp | None = None) -> WSGIApp:
     """Guard the WSGI ``app``, which runs inside ``clientstate.wsgi.setup`` for ``descriptor``.
 
+    ``descriptor`` is the :class:`~clientstate.State` given to ``setup()``;
     ``field`` and ``max_window`` are as for :func:`is_active`; ``deny`` is a
     WSGI app that answers when elevation is not active (default
-    ``403 {"error": "sudo_required"}``). Raises ConfigurationError for a bad
-    ``max_window``; the guarded app raises it when no middleware for
-    ``descriptor`` wraps it.
+    ``403 {"error": "sudo_required"}``).
+
+    Raises:
+        ConfigurationError: here, when ``app`` is not callable, ``descriptor``
+            is not a :class:`~clientstate.State` (a state's name is not
+            enough), ``field`` is not a non-empty str, ``max_window`` is not a
+            positive number or ``deny`` is neither callable nor ``None``. The
+            guarded app raises it when no middleware for ``descriptor`` wraps it.
     """
-    _check_window(max_window)
+    _check_guard(app, "app", "WSGI app(environ, start_response)", field, max_window, deny)
+    _check_descriptor(descriptor)
 
     def guarded(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         slot = get_slot(environ, descriptor)
@@ -295,8 +328,14 @@ def require_sudo_asgi(app: ASGIApp, descriptor: State[Any], *, field: str = DEFA
     refused with ``websocket.close`` code 1008 (the server answers 403); an
     open WebSocket is closed with code 1008 when its window ends (see the
     module docstring). Other scopes (``lifespan``) pass through.
+
+    Raises:
+        ConfigurationError: as :func:`require_sudo_wsgi`, here for the
+            arguments and from the guarded app when no middleware for
+            ``descriptor`` wraps it.
     """
-    _check_window(max_window)
+    _check_guard(app, "app", "ASGI app(scope, receive, send)", field, max_window, deny)
+    _check_descriptor(descriptor)
 
     async def guarded(scope: Any, receive: Any, send: Any) -> None:
         kind = scope["type"]

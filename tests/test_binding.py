@@ -349,9 +349,10 @@ def test_bindings_and_handlers_are_immutable(handler: ClientStored) -> None:
         handler.keyring = fixed_keyring(2)
 
 
-@pytest.mark.parametrize("reading", [float("nan"), float("inf"), float("-inf")])
-def test_a_broken_clock_is_refused_on_the_first_request_not_trusted(handler: ClientStored, reading: float) -> None:
-    # NaN compares false with every deadline: trusting it would keep expired tokens alive.
+@pytest.mark.parametrize("reading", [float("nan"), float("inf"), float("-inf"), True, "1700000000", None])
+def test_a_broken_clock_is_refused_on_the_first_request_not_trusted(handler: ClientStored, reading: Any) -> None:
+    # NaN compares false with every deadline: trusting it would keep expired tokens alive; a bool or a str
+    # (True reads as 1 s after the epoch) would fail later with a bare TypeError, or not at all.
     binding = Binding(ACCOUNT, handler, lambda: reading)
     with pytest.raises(ConfigurationError, match=r"the clock returned .*seconds since the Unix epoch"):
         binding.begin(["cs=x"])

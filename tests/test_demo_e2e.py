@@ -7,6 +7,7 @@ server-stored demo (``--store``) has its own file, ``tests/test_demo_stores_e2e.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -125,7 +126,8 @@ def test_tampered_cookie_is_an_error_value_not_a_500(client: httpx.Client) -> No
 
 
 def test_bad_bodies_get_400(client: httpx.Client) -> None:
-    for body in (b"", b"{", b'{"user": ""}', b'{"user": 5}', b'{"name": "x"}'):
+    for body in (b"", b"{", b'{"user": ""}', b'{"user": 5}', b'{"name": "x"}', b'{"user": "a\\u0000b"}',
+                 b'{"user": "line\\nbreak"}', ('{"user": "%s"}' % ("x" * 65)).encode()):
         response = client.post("/api/login", content=body)
         assert response.status_code == 400, body
         assert response.json()["error"] == "bad_request"
@@ -170,3 +172,16 @@ def test_sessions_routes_need_a_store(client: httpx.Client) -> None:
         assert set_cookies(response) == []
     assert client.get("/api/state").json()["state"]["user"] == "ada"  # nothing was ended
     assert client.post("/api/sessions").status_code == 405
+
+
+@pytest.mark.parametrize("interface", ["asgi", "wsgi"])
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_and_sigterm_stop_the_demo_cleanly(interface: str, how: signal.Signals) -> None:
+    # The README says either signal stops either server cleanly: a graceful stop, exit 0, no traceback.
+    demo = DemoServer(interface, KEYRING)
+    with httpx.Client(base_url=demo.url, timeout=10) as http:
+        assert http.get("/api/state").status_code == 200
+    assert demo.stop((how,)) == 0
+    printed = demo.drain()
+    assert "Traceback" not in printed, printed
+    assert "KeyboardInterrupt" not in printed, printed

@@ -33,7 +33,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveDemo]:
         KEYRING, tmp_path_factory.mktemp("demo-live"), env={"CLIENTSTATE_DEMO_TRUSTED_PROXIES": "127.0.0.1"},
     )
     yield process
-    assert process.stop() == -15
+    assert process.stop() == 0
 
 
 async def fill(demo: LiveDemo, count: int, **options: Any) -> list[Client]:

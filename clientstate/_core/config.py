@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
+import logging
 import math
 from collections.abc import Callable
 from typing import Any, Final, ParamSpec, TypeVar
@@ -27,12 +28,15 @@ __all__ = [
     "check_type",
     "checked",
     "read_clock",
+    "read_clock_or",
     "signature_error",
     "unknown_arguments",
 ]
 
 #: The longest time setting accepted, in seconds: 2**32 (about 136 years).
 MAX_SECONDS: Final = 2**32
+
+_log: Final = logging.getLogger("clientstate")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -86,6 +90,31 @@ def read_clock(
             f"{label} returned {now!r:.60}: it must return {unit} as a finite number"
         )
     return now
+
+
+def read_clock_or(
+    clock: Callable[[], float],
+    standby: Callable[[], float],
+    label: str = "the clock",
+    unit: str = "seconds since the Unix epoch (like time.time())",
+) -> float:
+    """:func:`read_clock` for work that must complete whatever the clock says: closing a resource, a save.
+
+    A reading that is not a finite number is logged as an error (logger
+    ``clientstate``) and ``standby()`` — the default clock of the component,
+    ``time.time`` or ``time.monotonic`` — stands in, so that a broken clock
+    never leaves a stream busy, a resource open or a session unsaved. Where
+    nothing is yet held (a new connection, opening a stream), components call
+    :func:`read_clock` and refuse instead.
+
+    Raises:
+        nothing for a bad reading; whatever ``clock`` or ``standby`` raise.
+    """
+    try:
+        return read_clock(clock, label, unit)
+    except ConfigurationError as exc:
+        _log.error("clientstate: %s; going on with the default clock for this step", exc)
+        return standby()
 
 
 def check_duration(value: object, label: str, high: float) -> float:

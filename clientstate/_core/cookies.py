@@ -206,10 +206,30 @@ class CookieAttributes(ConfigValue, kw_only=True, frozen=True):
         if max_age is not None and (
             isinstance(max_age, bool) or not isinstance(max_age, int) or not 1 <= max_age <= MAX_MAX_AGE
         ):
-            raise ConfigurationError(
-                f"cookie Max-Age must be a whole number of seconds from 1 to {MAX_MAX_AGE} (400 days, the cap "
-                f"browsers apply), got {max_age!r}; 0 would turn every save into a deletion"
-            )
+            # The message fits the value: the type, NaN, the upper cap, 0 or less, a fraction, a float.
+            limits = f"from 1 to {MAX_MAX_AGE} seconds (400 days), or None"
+            if isinstance(max_age, bool) or not isinstance(max_age, int | float):
+                why = f"must be an int {limits}, got {type(max_age).__name__} {max_age!r:.40}"
+            elif max_age != max_age:
+                why = f"must be an int {limits}, got NaN (not a number)"
+            elif max_age > MAX_MAX_AGE:
+                given = "infinite" if max_age == float("inf") else f"{max_age!r} s ({max_age / 86400:.6g} days)"
+                why = (
+                    f"is {given}, longer than 400 days ({MAX_MAX_AGE} s): RFC 6265bis caps Max-Age there and "
+                    "browsers cut a longer one down to it"
+                )
+            elif max_age == 0:
+                why = "0 would turn every save into a deletion (it tells the browser to drop the cookie at once)"
+            elif max_age < 0:
+                why = (
+                    f"{max_age!r} is negative: a Max-Age of 0 or less expires the cookie at once (RFC 6265bis "
+                    "§5.6.2), so every save would be a deletion"
+                )
+            elif not float(max_age).is_integer():
+                why = f"must be a whole number of seconds (an int {limits}), got {max_age!r}"
+            else:
+                why = f"must be an int, got the float {max_age!r}; write {int(max_age)}"
+            raise ConfigurationError(f"cookie Max-Age {why}")
 
     def rest(self) -> str:
         """Every attribute but ``Max-Age``, rendered as ``"; Path=/; Secure; ..."``."""

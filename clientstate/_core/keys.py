@@ -25,7 +25,8 @@ clientstate's documentation. Tests that need such keys say so with
 Text form (what ``python -m clientstate keygen`` prints and the
 ``CLIENTSTATE_KEYS`` environment variable holds): entries separated by commas
 and/or whitespace, each ``<key id>:<secret>`` where the key id is decimal 0–255
-and the secret is unpadded base64url (RFC 4648 §5). With several entries the
+written without leading zeros (``1``, not ``01``, so that one text spells one
+keyring) and the secret is unpadded base64url (RFC 4648 §5). With several entries the
 current key is marked with a leading ``*``; a single entry is current without a
 mark. The shape, with placeholder secrets that are refused as keys::
 
@@ -174,7 +175,8 @@ class Key(ConfigValue, eq=False, weakref=True, frozen=True):
         """Read one key written as ``<key id>:<secret>`` (a leading ``*`` is ignored).
 
         Raises:
-            KeyFormatError: the text is not of that form, or the key is invalid or weak.
+            KeyFormatError: the text is not of that form (a key id with a leading
+                zero included), or the key is invalid or weak.
         """
         if not isinstance(text, str):
             raise KeyFormatError(f"key text must be a str, got {type(text).__name__}")
@@ -216,6 +218,11 @@ def _parse_entry(entry: str, where: str, for_testing: bool) -> tuple[bool, Key]:
             f"(optionally starting with '*' to mark the current key)"
         )
     mark, kid_text, secret_text = match.groups()
+    if len(kid_text) > 1 and kid_text.startswith("0"):  # one text spells one keyring: "1", never "01"
+        raise KeyFormatError(
+            f"{where}: key id {kid_text!r} has a leading zero; write it as {int(kid_text)} "
+            f"(a key id is decimal 0-255 without leading zeros)"
+        )
     key_id = int(kid_text)
     raw = b64url_decode(secret_text)
     if raw is None:
@@ -287,9 +294,10 @@ class Keyring(ConfigValue, eq=False, frozen=True):
             for_testing: accept well-known and degenerate secrets (tests only).
 
         Raises:
-            KeyFormatError: not a ``str``, empty, a malformed entry, a secret
-                shorter than 32 bytes or weak, duplicate key ids, or zero or
-                several current marks among several keys.
+            KeyFormatError: not a ``str``, empty, a malformed entry (a key id
+                with a leading zero included), a secret shorter than 32 bytes
+                or weak, a key id given twice (named, with the entries), or
+                zero or several current marks among several keys.
         """
         if not isinstance(text, str):
             raise KeyFormatError(f"keyring text must be a str, got {type(text).__name__}")
@@ -299,6 +307,14 @@ class Keyring(ConfigValue, eq=False, frozen=True):
         parsed = [
             _parse_entry(e, f"key entry {n} of {len(entries)}", for_testing) for n, e in enumerate(entries, start=1)
         ]
+        first: dict[int, int] = {}  # key id -> the entry (1-based) that gave it first
+        for n, (_, key) in enumerate(parsed, start=1):
+            if key.key_id in first:  # checked before the marks: "*1:… *1:…" is one key id given twice
+                raise KeyFormatError(
+                    f"entries {first[key.key_id]} and {n} of {len(parsed)} share key id {key.key_id}; "
+                    f"each key id names one key"
+                )
+            first[key.key_id] = n
         marked = [key for is_current, key in parsed if is_current]
         if len(parsed) == 1:
             current = parsed[0][1]

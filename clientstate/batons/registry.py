@@ -49,6 +49,7 @@ import math
 import os
 import secrets
 import threading
+import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
@@ -60,7 +61,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hmac
 
 from clientstate._core.base64url import b64url_decode, b64url_encode
-from clientstate._core.config import check_callable, check_type, read_clock
+from clientstate._core.config import check_callable, check_type, read_clock, read_clock_or
 from clientstate._core.errors import ConfigurationError
 from clientstate._core.keys import Keyring
 from clientstate._core.value import Immutable, Value
@@ -88,7 +89,7 @@ T = TypeVar("T")
 
 _log: Final = logging.getLogger("clientstate.batons")
 _MAX_TEXT: Final = 4096
-#: How the registry's clock is named when a reading is refused, and what it must return (see read_clock).
+#: How the registry's clock is named when a reading is refused or replaced, and what it must return (see read_clock).
 _CLOCK: Final = "the baton registry clock"
 _CLOCK_UNIT: Final = "seconds (like time.monotonic())"
 
@@ -330,8 +331,10 @@ class Registry(Immutable, Generic[R]):
             subkey) and verified under the key their key id names.
         limits: timeouts, caps and tombstones (:class:`~clientstate.batons.Limits`).
         clock: returns seconds (default ``time.monotonic``); tests inject a
-            frozen clock. Every reading must be a finite number: NaN or an infinity
-            raises :class:`~clientstate.ConfigurationError` where it is read.
+            frozen clock. Every reading must be a finite number: ``open``,
+            ``resume`` and ``list`` raise :class:`~clientstate.ConfigurationError`
+            for NaN or an infinity; the steps that free streams (release, close,
+            kill, reap, close_all) log it and go on with ``time.monotonic``.
 
     Raises:
         ConfigurationError: an argument of the wrong type.
@@ -523,7 +526,7 @@ class Registry(Immutable, Generic[R]):
         if type(stream) is not Stream:
             raise _not_a_stream("release", stream)
         entry = stream._entry
-        now = read_clock(self.clock, _CLOCK, _CLOCK_UNIT)
+        now = self._ending_now()
         t = self._t
         with t.lock:
             if entry.holder is not stream:
@@ -552,9 +555,10 @@ class Registry(Immutable, Generic[R]):
         """
         t = self._t
         entry = self._held(stream, "close")
+        now = self._ending_now()
         with t.lock:
             _check_holder(entry, stream, "close")
-            return self._take(t, entry, read_clock(self.clock, _CLOCK, _CLOCK_UNIT), "closed", None, quiet=False)
+            return self._take(t, entry, now, "closed", None, quiet=False)
 
     # ------------------------------------------------------------------ administration
 
@@ -584,7 +588,7 @@ class Registry(Immutable, Generic[R]):
         raw = b64url_decode(stream_id) if type(stream_id) is str and len(stream_id) == STREAM_ID_CHARS else None
         if raw is None:
             return BatonError(BatonErrorKind.BAD_BATON, "not a stream id")
-        now = read_clock(self.clock, _CLOCK, _CLOCK_UNIT)
+        now = self._ending_now()
         t = self._t
         with t.lock:
             if t.closed:
@@ -606,7 +610,7 @@ class Registry(Immutable, Generic[R]):
         Steps returning the number of streams ended. Busy streams are never
         touched. A resource that fails to end is logged and counted all the same.
         """
-        now = read_clock(self.clock, _CLOCK, _CLOCK_UNIT)
+        now = self._ending_now()
         t = self._t
         with t.lock:
             self._prune(t, now)
@@ -624,7 +628,7 @@ class Registry(Immutable, Generic[R]):
         request; each is ended when released. The driver then waits for
         endings started elsewhere (see :meth:`wait_endings`).
         """
-        now = read_clock(self.clock, _CLOCK, _CLOCK_UNIT)
+        now = self._ending_now()
         t = self._t
         with t.lock:
             t.closed = True
@@ -645,6 +649,16 @@ class Registry(Immutable, Generic[R]):
             return t.condition.wait_for(lambda: t.ending == 0, timeout)
 
     # ------------------------------------------------------------------ internals
+
+    def _ending_now(self) -> float:
+        """The clock for a step that frees or ends streams (release, close, kill, reap, close_all).
+
+        Such a step completes whatever the clock says: a reading that is not a
+        finite number is logged and ``time.monotonic`` stands in, so no stream
+        stays busy and no resource open because of it. ``open``, ``resume`` and
+        ``list``, which hold nothing yet, refuse such a reading instead.
+        """
+        return read_clock_or(self.clock, time.monotonic, _CLOCK, _CLOCK_UNIT)
 
     @staticmethod
     def _held(stream: object, operation: str) -> _Entry:

@@ -227,7 +227,7 @@ def run(
     environ: Mapping[str, str] | None = None,
     out: TextIO | None = None,
 ) -> None:
-    """Serve the demo until interrupted (Ctrl+C, or SIGTERM under uvicorn).
+    """Serve the demo until interrupted (Ctrl+C or SIGTERM: a graceful stop, then a normal return).
 
     Args:
         host: address to listen on (default loopback).
@@ -303,7 +303,20 @@ def _serve_asgi(
     app = make_asgi_app(handler, on_shutdown=None if store is None else store.aclose, live=live)
     config = uvicorn.Config(app, log_level="warning", lifespan="on")
     say(f"serving http://{_url_host(host)}:{bound_port}/ (asgi, uvicorn) - Ctrl+C stops")
-    uvicorn.Server(config).run(sockets=[sock])
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM (WebSockets closed, lifespan shutdown: live sessions
+    # saved, store closed), then restores the handlers it found and raises the signal again. With SIGTERM
+    # turned into KeyboardInterrupt, as under WSGI, that second delivery ends run() here: exit status 0,
+    # no traceback, for Ctrl+C and SIGTERM alike.
+    main = threading.current_thread() is threading.main_thread()
+    if main:
+        signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _serve_wsgi(handler: AnyHandler, host: str, port: int, say: Callable[[str], None]) -> None:

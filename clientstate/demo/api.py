@@ -6,7 +6,8 @@ decision is here. State type: ``{"user": str, "visits": int, "sudo_until": numbe
 Routes:
 
 * ``GET /api/state`` → 200 ``{"state": <object or null>, "error": <error kind or null>}``
-* ``POST /api/login`` ``{"user": "<name>"}`` → 200, a fresh state; bad body → 400
+* ``POST /api/login`` ``{"user": "<name>"}`` → 200, a fresh state; bad body (a name over 64 characters,
+  or holding a control character) → 400
 * ``POST /api/visit`` → 200, ``visits + 1``; 401 without state
 * ``POST /api/sudo`` ``{"password": "<non-empty>", "seconds": 1..3600}`` → 200,
   ``sudo_until = now + seconds``; 401 without state; 400 on a bad body
@@ -81,8 +82,12 @@ class DemoState(msgspec.Struct):
 DEMO_STATE: State[DemoState] = State("demo", DemoState, version=1)
 
 
+#: What a user name may hold: no control characters (NUL included), so it prints and stores as typed.
+USER_PATTERN: Final = r"^[^\x00-\x1f\x7f-\x9f]+$"
+
+
 class LoginBody(msgspec.Struct, forbid_unknown_fields=True):
-    user: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_USER)]
+    user: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_USER, pattern=USER_PATTERN)]
 
 
 class SudoBody(msgspec.Struct, forbid_unknown_fields=True):

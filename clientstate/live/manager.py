@@ -76,7 +76,7 @@ from typing import Any, Final, Generic, Literal, TypeVar
 from urllib.parse import unquote_plus
 
 from clientstate._core.binding import Clock
-from clientstate._core.config import check_callable, check_type, read_clock
+from clientstate._core.config import check_callable, check_type, read_clock, read_clock_or
 from clientstate._core.errors import ConfigurationError, ErrorKind, LoadError, StateNotWritable, StoreUnavailable
 from clientstate._core.flow import perform_async
 from clientstate._core.keys import Keyring
@@ -100,7 +100,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 Eviction = Literal["lru", "oldest", "random"]
-#: How the manager's clock is named when a reading is refused (see read_clock).
+#: How the manager's clock is named when a reading is refused or replaced (see read_clock, read_clock_or).
 _CLOCK: Final = "the SessionManager clock"
 
 _DEFAULTS: Final = {
@@ -437,11 +437,11 @@ class SessionManager:
             await send(message)
             if announce and message["type"] == "websocket.accept":
                 await send({"type": "websocket.send", "text": json.dumps({RESUME_PARAMETER: token})})
-            session.last_active = read_clock(self.clock, _CLOCK)
+            session.last_active = read_clock_or(self.clock, time.time, _CLOCK)
 
         async def receive_active() -> Message:
             message = await receive()
-            session.last_active = read_clock(self.clock, _CLOCK)
+            session.last_active = read_clock_or(self.clock, time.time, _CLOCK)
             return message
 
         closed = False
@@ -454,7 +454,7 @@ class SessionManager:
             closed = True
             raise
         finally:
-            self._detach(session, read_clock(self.clock, _CLOCK))
+            self._detach(session, read_clock_or(self.clock, time.time, _CLOCK))
             if self.store.shared and not closed:
                 with contextlib.suppress(StoreUnavailable):  # logged by _write; the periodic pass retries
                     await self._write(session)
@@ -695,7 +695,7 @@ class SessionManager:
         Raises:
             StoreUnavailable: the store did not answer (logged).
         """
-        now = read_clock(self.clock, _CLOCK)
+        now = read_clock_or(self.clock, time.time, _CLOCK)  # a save completes whatever the clock says
         try:
             if session.value is None:
                 if session.version == 0:
@@ -811,7 +811,7 @@ class SessionManager:
             return 0
 
     async def _save_all(self) -> int:
-        now = read_clock(self.clock, _CLOCK)
+        now = read_clock_or(self.clock, time.time, _CLOCK)  # so does the shutdown save
         items = []
         for session in list(self._sessions.values()):
             self._detach(session, now)

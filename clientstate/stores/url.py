@@ -7,7 +7,7 @@ import importlib
 import inspect
 from collections.abc import Iterable
 from typing import Final
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit
 
 from clientstate._core.errors import ConfigurationError
 from clientstate._core.store import Store
@@ -53,6 +53,50 @@ def _check_query(url: str, scheme: str, accepted: Iterable[str]) -> dict[str, st
             )
         params[name] = value
     return params
+
+
+_SCHEMES: Final = ("memory", "sqlite", *sorted(_OPTIONAL))
+#: What each scheme looks like, for the message about a URL without one.
+_SHAPES: Final = {"memory": "memory://", "sqlite": "sqlite:///file.db", "unix": "unix:///path/to/redis.sock"}
+
+
+def _no_scheme(url: str) -> str:
+    """The message for a URL without a scheme: a suggestion when it is (close to) a scheme's name."""
+    word = url.strip().lower().rstrip(":/")
+    close = difflib.get_close_matches(word, _SCHEMES, n=1, cutoff=0.6) if word else []
+    if close:
+        shape = _SHAPES.get(close[0], f"{close[0]}://host:port")
+        return f"a store URL starts with a scheme and '://' (did you mean {shape!r}?)"
+    # The text itself is not echoed: it may be a connection string holding a password.
+    return f"a store URL starts with a scheme and '://', got none (known: {', '.join(_SCHEMES)})"
+
+
+def _check_repeats(query: str, scheme: str) -> None:
+    """Refuse a query parameter given twice: stores and client libraries disagree on which one wins."""
+    seen: set[str] = set()
+    for name, _ in parse_qsl(query, keep_blank_values=True):
+        if name in seen:  # the name only: a value may be a password
+            raise ConfigurationError(
+                f"query parameter {name!r} is given twice in a {scheme}:// store URL; give it once"
+            )
+        seen.add(name)
+
+
+def _check_redis_target(parts: SplitResult, scheme: str) -> None:
+    """Refuse a Redis URL whose host or socket the client library would fill in or drop silently."""
+    if scheme == "unix":
+        if parts.hostname:  # unix://tmp/r.sock: the client would connect to /r.sock, ignoring "tmp"
+            raise ConfigurationError(
+                "a unix:// store URL names no host: the socket path follows three slashes, "
+                "unix:///path/to/redis.sock"
+            )
+        if parts.path in ("", "/"):
+            raise ConfigurationError("a unix:// store URL needs the socket's path: unix:///path/to/redis.sock")
+    elif scheme == "redis+cluster" and not parts.hostname:  # the client library would quietly use localhost
+        raise ConfigurationError(
+            "a redis+cluster:// store URL needs a host: redis+cluster://host:port names a seed node "
+            "(any node of the cluster; the client finds the others from it), and a cluster has no default one"
+        )
 
 
 def _redis_parameters() -> list[str]:
@@ -112,11 +156,17 @@ def store_from_url(url: str) -> Store:
     others (see each store's ``from_url``).
 
     Raises:
-        ConfigurationError: an unknown scheme (with a "did you mean" suggestion
-            for a misspelt one), an unknown query parameter (named, with a
-            suggestion), a SQLite URL without a path,
-            or the store's client library is not installed (the message names
-            the extra: ``pip install 'clientstate[redis]'``).
+        ConfigurationError: not a ``str``; no scheme (a bare ``memory`` gets
+            "did you mean 'memory://'?"); an unknown scheme (with a "did you
+            mean" suggestion for a misspelt one); a ``#fragment`` (no store
+            reads one: an unencoded ``#`` in a password ends the URL there); a
+            query parameter given twice, or an unknown one (named, with a
+            suggestion); a host or path on ``memory://``; a SQLite URL without
+            a path; a ``unix://`` URL without a socket path or with a host; a
+            ``redis+cluster://`` URL without a host (a cluster has no default
+            node: name a seed node); or the store's client library is not
+            installed (the message names the extra:
+            ``pip install 'clientstate[redis]'``).
     """
     if not isinstance(url, str):
         raise ConfigurationError(f"a store URL must be a str, got {type(url).__name__}")
@@ -125,8 +175,18 @@ def store_from_url(url: str) -> Store:
     except ValueError:  # e.g. an unclosed IPv6 bracket; urlsplit's message may quote the host and password
         raise ConfigurationError("malformed store URL: it does not split into scheme, host and path") from None
     scheme = parts.scheme.lower()
+    if "#" in url:  # never echoed: what follows an unencoded '#' may be the rest of a password
+        raise ConfigurationError(
+            "a store URL takes no #fragment (no store reads one); percent-encode a '#' in a password as %23"
+        )
+    if not scheme:
+        raise ConfigurationError(_no_scheme(url))
+    _check_repeats(parts.query, scheme)
     if scheme == "memory":
         _check_query(url, scheme, ())
+        if parts.netloc or parts.path:
+            what = "a host" if parts.netloc else "a path"
+            raise ConfigurationError(f"a memory:// store URL names no host or path, got {what}: write memory://")
         return MemoryStore()
     if scheme == "sqlite":
         params = _check_query(url, scheme, _SQLITE_OPTIONS)
@@ -146,9 +206,8 @@ def store_from_url(url: str) -> Store:
         return SQLiteStore(path, table=params.get("table", DEFAULT_TABLE), timeout=timeout)
     target = _OPTIONAL.get(scheme)
     if target is None:
-        schemes = ["memory", "sqlite", *sorted(_OPTIONAL)]
         raise ConfigurationError(
-            f"unknown store URL scheme {scheme!r}{_suggest(scheme, schemes)} (known: {', '.join(schemes)})"
+            f"unknown store URL scheme {scheme!r}{_suggest(scheme, _SCHEMES)} (known: {', '.join(_SCHEMES)})"
         )
     module_name, class_name, extra = target
     try:
@@ -159,6 +218,7 @@ def store_from_url(url: str) -> Store:
         ) from exc
     if extra == "redis":
         _check_query(url, scheme, _redis_parameters())
+        _check_redis_target(parts, scheme)
     elif extra == "postgres":
         _check_postgres_query(url, getattr(module, "_STORE_OPTIONS", ()))
     store: Store = getattr(module, class_name).from_url(url)

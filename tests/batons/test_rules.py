@@ -654,3 +654,25 @@ def test_a_clock_reading_that_is_not_a_finite_number_is_refused_where_it_is_read
         with pytest.raises(ConfigurationError, match=refused):
             streams.open(acquire, principal=OWNER, scope=SCOPE)
     assert acquired == []  # read before acquire: no resource was made, so none is left open
+
+
+def test_a_clock_that_breaks_while_a_stream_is_held_leaves_nothing_busy_or_open(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # release, close and close_all free things: they log a bad reading and go on with time.monotonic.
+    readings: list[Any] = [float(T0)]
+    streams: Streams[FakeResource] = Streams(fixed_keyring(1), Limits(max_streams=2), clock=lambda: readings[0])
+    first = streams.open(lambda read_only: FakeResource(), principal=OWNER, scope=SCOPE)
+    second = streams.open(lambda read_only: FakeResource(), principal=OWNER, scope=SCOPE)
+    assert isinstance(first, Stream)
+    assert isinstance(second, Stream)
+    readings[0] = float("nan")
+    baton = streams.release(first)
+    assert isinstance(baton, str)  # idle again, not stuck busy
+    streams.close(second)
+    assert second.resource.calls == ["rollback", "close"]
+    drained = streams.close_all(timeout=5.0)
+    assert (drained.closed, drained.failed, drained.busy) == (1, 0, 0)
+    assert first.resource.calls == ["rollback", "close"]
+    assert drained.unfinished == 0
+    assert caplog.text.count("the baton registry clock returned nan") >= 3

@@ -378,11 +378,29 @@ def test_cleanup_removes_detached_sessions_past_the_window() -> None:
 
 
 @pytest.mark.parametrize("reading", [math.nan, math.inf, "1700000000"])
-def test_a_clock_reading_that_is_not_a_finite_number_is_refused_where_it_is_read(reading: Any) -> None:
+def test_a_clock_reading_that_is_not_a_finite_number_is_refused_where_nothing_is_held(reading: Any) -> None:
     # NaN compares false with every deadline: trusted, it would keep every detached session forever.
     m = manager(clock=lambda: reading)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match=r"the SessionManager clock returned .*seconds since the Unix epoch"):
         m.cleanup()
 
-    with pytest.raises(ConfigurationError, match="the SessionManager clock returned"):
-        run(m.shutdown())  # the shutdown save reads it too: loud, not "saved 0"
+
+def test_a_clock_that_breaks_mid_connection_still_detaches_and_saves(caplog: pytest.LogCaptureFixture) -> None:
+    # Where a session is already held (its messages, its detach, the saves) a bad reading is logged and
+    # time.time stands in: the connection is detached and its state written, never left half done.
+    readings: list[Any] = [float(T0)]
+    store = MemoryStore()
+
+    async def scenario() -> int:
+        m = manager(store, clock=lambda: readings[0])  # type: ignore[arg-type]
+        app = wrap(m)
+        peer = await Peer(app).open()
+        assert (await peer.say("inc"))["count"] == 1
+        readings[0] = math.nan
+        assert (await peer.say("inc"))["count"] == 2
+        await peer.close()
+        assert m.stats().detached == 1
+        return int(await m.shutdown())
+
+    assert run(scenario()) == 1
+    assert "the SessionManager clock returned nan" in caplog.text

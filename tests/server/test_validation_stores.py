@@ -212,3 +212,77 @@ def test_known_query_parameters_still_work() -> None:
     assert isinstance(store, SQLiteStore)
     assert store.table == "app_sessions"
     assert store.timeout == 2.0
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("unix://", "a unix:// store URL needs the socket's path: unix:///path/to/redis.sock"),
+        ("unix:///", "a unix:// store URL needs the socket's path: unix:///path/to/redis.sock"),
+        ("unix://tmp/redis.sock", "a unix:// store URL names no host: the socket path follows three slashes"),
+        ("redis+cluster://", "a redis+cluster:// store URL needs a host: redis+cluster://host:port names a seed node"),
+        ("redis+cluster://:6379", "a cluster has no default one"),
+        ("redis+cluster://:s3cret@", "a redis+cluster:// store URL needs a host"),
+        ("memory://x", "a memory:// store URL names no host or path, got a host: write memory://"),
+        ("memory:///x", "a memory:// store URL names no host or path, got a path: write memory://"),
+        ("memory://u:p@", "a memory:// store URL names no host or path, got a host"),
+        ("sqlite:///x.db?table=x&table=y", "query parameter 'table' is given twice in a sqlite:// store URL; give it"),
+        ("redis://127.0.0.1:6379/0?prefix=a:&prefix=b:", "query parameter 'prefix' is given twice in a redis://"),
+        ("redis://127.0.0.1:6379/0?password=a&password=b", "query parameter 'password' is given twice"),
+        ("postgresql://postgres@127.0.0.1/test?table=a&table=b", "'table' is given twice in a postgresql:// store"),
+        ("mysql://root@127.0.0.1/test?table=a&table=b", "query parameter 'table' is given twice in a mysql://"),
+        ("memory://?a&a", "query parameter 'a' is given twice in a memory:// store URL"),
+        ("memory://#x", "a store URL takes no #fragment (no store reads one)"),
+        ("sqlite:///x.db#main", "a store URL takes no #fragment"),
+        ("redis://127.0.0.1:6379/0#", "a store URL takes no #fragment"),
+        ("redis://:pa#ss@127.0.0.1:6379/0", "percent-encode a '#' in a password as %23"),
+        ("mysql://root@127.0.0.1/test#x", "a store URL takes no #fragment"),
+        ("memory", "a store URL starts with a scheme and '://' (did you mean 'memory://'?)"),
+        ("Memory", "did you mean 'memory://'?"),
+        ("memroy", "did you mean 'memory://'?"),
+        ("sqlite", "did you mean 'sqlite:///file.db'?"),
+        ("redis", "did you mean 'redis://host:port'?"),
+        ("sessions.db", "a store URL starts with a scheme and '://', got none (known: memory, sqlite, "),
+        ("", "a store URL starts with a scheme and '://', got none"),
+    ],
+)
+def test_a_store_url_with_a_silently_dropped_part_is_refused(url: str, fragment: str) -> None:
+    with pytest.raises(ConfigurationError, match=re.escape(fragment)) as info:
+        store_from_url(url)
+    for secret in ("s3cret", "pa#ss", "ss@"):  # neither a password nor what follows an unencoded '#'
+        assert secret not in str(info.value)
+
+
+def test_every_store_url_in_use_still_works(tmp_path: Path) -> None:
+    """The URL shapes README.md, the CLI and the tests use: each still builds its store (none connects yet)."""
+    from clientstate.stores import MemoryStore
+    from clientstate.stores.mysql import MySQLStore
+    from clientstate.stores.redis import RedisStore
+
+    built: list[tuple[str, type]] = [
+        ("memory://", MemoryStore),
+        ("memory:", MemoryStore),
+        (f"sqlite:///{tmp_path}/a.db", SQLiteStore),
+        (f"sqlite:///{tmp_path}/b.db?table=app_sessions&timeout=2", SQLiteStore),
+        ("redis://127.0.0.1:6379/0", RedisStore),
+        ("redis://127.0.0.1:6379/3?prefix=app:&timeout=0.5&max_connections=7", RedisStore),
+        ("redis://:pw@h:6379/0", RedisStore),
+        ("rediss://:pw@example.invalid:6380", RedisStore),
+        ("redis+cluster://127.0.0.1:7000", RedisStore),
+        ("redis+cluster://user:pw@127.0.0.1:7000?hash_tag=live&prefix=x:", RedisStore),
+        (f"unix://{tmp_path}/redis.sock?password=pw", RedisStore),
+        ("unix://:pw@/tmp/redis.sock", RedisStore),
+        (f"{PG_URL}?table=cs_url_check&sslmode=disable", PostgresStore),
+        ("postgres://postgres@127.0.0.1:5432/test?table=cs_x&max_size=3&timeout=2", PostgresStore),
+        ("mysql://root@127.0.0.1:3306/test?table=cs_x&max_size=3&read_timeout=2", MySQLStore),
+        ("mariadb://u:p%40ss@db.example:3307/app", MySQLStore),
+    ]
+    for url, kind in built:
+        store = store_from_url(url)
+        assert type(store) is kind, url
+        close = getattr(store, "close", None)
+        if close is not None:
+            close()
+    clustered = store_from_url("redis+cluster://127.0.0.1:7000")
+    assert isinstance(clustered, RedisStore)
+    assert (clustered.cluster, clustered._url) == (True, "redis://127.0.0.1:7000")
