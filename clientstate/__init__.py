@@ -43,7 +43,7 @@ from clientstate._core.keys import Key, Keyring, generate_key
 from clientstate._core.slot import StateSlot, get_slot
 from clientstate._core.state import Migration, State
 from clientstate._handlers.client_stored import ClientStored, client_stored
-from clientstate._handlers.server_stored import ServerStored, server_stored
+from clientstate._handlers.server_stored import MAX_PRINCIPAL_BYTES, ServerStored, server_stored
 from clientstate._handlers.sessions import AsyncSessions, Sessions
 from clientstate.adapters.service import ServiceRequest, ServiceResponse, setup
 
@@ -53,6 +53,7 @@ except _metadata.PackageNotFoundError:  # running from a source tree that was ne
     __version__ = "0+unknown"
 
 __all__ = [
+    "MAX_PRINCIPAL_BYTES",
     "AsyncSessions",
     "Binding",
     "ClientStateError",

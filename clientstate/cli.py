@@ -11,7 +11,8 @@
   ``list PRINCIPAL`` (``--json`` for one JSON object per line), ``end
   PRINCIPAL`` (log out everywhere) and ``sweep [--limit N]`` (delete expired
   records). Needs no keys. Exits 0, 1 when the store does not answer, 2 on a
-  bad store URL. Everything printed from the store is escaped with
+  bad store URL or a principal no session can have (empty, over 1024 bytes,
+  NUL, not valid UTF-8). Everything printed from the store is escaped with
   :func:`terminal_safe` (principals are user-chosen text).
 """
 
@@ -255,10 +256,16 @@ def _session_line(info: SessionInfo) -> str:
 
 
 def _sessions(args: argparse.Namespace, out: TextIO, err: TextIO, now: float) -> int:
+    from clientstate._handlers.server_stored import principal_problem
     from clientstate._handlers.sessions import Sessions
     from clientstate.demo import open_store, redact_url, store_url
 
     label = redact_url(store_url(args.store))
+    if args.action != "sweep":
+        problem = principal_problem(args.principal)  # the handler's rule: checked before the store is opened
+        if problem is not None:
+            _say(err, f"error: PRINCIPAL {args.principal!r:.60} is not one a session can have: {problem}")
+            return 2
     try:
         store = open_store(args.store)
     except ConfigurationError as exc:
@@ -292,6 +299,9 @@ def _sessions(args: argparse.Namespace, out: TextIO, err: TextIO, now: float) ->
     except StoreUnavailable as exc:
         _say(err, f"error: store unavailable: {exc}")
         return 1
+    except ConfigurationError as exc:  # a bad argument the store itself refused: a usage error too
+        _say(err, f"error: {exc}")
+        return 2
     finally:
         store.close()
 
@@ -370,7 +380,8 @@ def _parser() -> argparse.ArgumentParser:
         "sessions", help="list or end a principal's server-stored sessions, or sweep a store",
         description="Administer the sessions of a store (what server_stored(..., principal=...) keeps): "
         "list a principal's unexpired sessions, end them all (log out everywhere), or delete expired "
-        "records. Needs no keys. Exit status: 0 done, 1 the store did not answer, 2 a bad store URL.",
+        "records. Needs no keys. Exit status: 0 done, 1 the store did not answer, 2 a bad store URL or "
+        "principal.",
     )
     sessions.add_argument("--store", required=True, metavar="URL",
                           help="the store: a URL (sqlite:///file.db, redis://host:6379/0, "

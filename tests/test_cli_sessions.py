@@ -17,14 +17,15 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from clientstate import Keyring, Sessions, generate_key, server_stored
+from clientstate import Keyring, Sessions, generate_key, get_slot, server_stored, wsgi
 from clientstate._core.cookies import CookieAttributes
 from clientstate.cli import main
-from clientstate.demo import COOKIE_NAME, build_handler
+from clientstate.demo import COOKIE_NAME, DEMO_STATE, DemoState, build_handler
 from clientstate.demo.apps import make_wsgi_app
 from clientstate.stores import store_from_url
 
@@ -143,10 +144,31 @@ def test_sweep_of_a_store_with_nothing_expired(url: str) -> None:
 HOSTILE = "\x1b]0;pwned\x07\u202e"
 
 
+def _save_session_of(url: str, name: str) -> None:
+    """A session of principal ``name``, saved as any application saves one (the demo's login refuses
+    control characters; principals in general are whatever the application's users chose)."""
+    store = store_from_url(url)
+    handler = server_stored(
+        store, KEYRING, name=COOKIE_NAME, principal=lambda s: s.user, attributes=CookieAttributes(secure=False),
+    )
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        get_slot(environ, DEMO_STATE).state = DemoState(user=name)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"saved"]
+
+    try:
+        with httpx.Client(transport=httpx.WSGITransport(app=wsgi.setup(DEMO_STATE, handler, app))) as client:
+            response = client.get("http://app/")
+        assert response.status_code == 200
+        assert any(v.startswith(f"{COOKIE_NAME}=") for v in response.headers.get_list("set-cookie"))
+    finally:
+        store.close()
+
+
 def test_a_hostile_principal_cannot_rewrite_the_terminal(url: str) -> None:
     name = HOSTILE + RUN
-    with browser(url) as client:
-        login(client, name)
+    _save_session_of(url, name)
     for action in ("list", "end"):
         code, out = run("sessions", "--store", url, action, name)
         assert code == 0, out
@@ -228,3 +250,37 @@ def test_errors_go_to_stderr_so_json_lines_stay_parseable() -> None:
     assert done.stdout == ""
     assert done.stderr.startswith("error: store unavailable")
     assert "hunter2" not in done.stderr
+
+
+def test_a_principal_no_session_can_have_is_a_usage_error(tmp_path: Path) -> None:
+    """Exit 2 with one line on stderr, as for a bad store URL; the store is not even opened."""
+    url = f"sqlite:///{tmp_path / 'sessions.db'}"
+    for action in ("list", "end"):
+        done = subprocess.run(
+            [sys.executable, "-m", "clientstate", "sessions", "--store", url, action, ""],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+        assert (done.returncode, done.stdout) == (2, "")
+        assert done.stderr == "error: PRINCIPAL '' is not one a session can have: it is empty\n"
+    # Bytes that are not UTF-8 reach Python's argv as lone surrogates (surrogateescape).
+    raw = subprocess.run(
+        [sys.executable.encode(), b"-m", b"clientstate", b"sessions", b"--store", url.encode(), b"list", b"ada\xff"],
+        capture_output=True, timeout=60, check=False,
+    )
+    assert (raw.returncode, raw.stdout) == (2, b"")
+    assert raw.stderr == (
+        b"error: PRINCIPAL 'ada\\udcff' is not one a session can have: it holds a lone surrogate "
+        b"(U+DCFF at index 3), which is not valid UTF-8\n"
+    )
+    assert run("sessions", "--store", url, "end", "a\x00b") == (
+        2, "error: PRINCIPAL 'a\\x00b' is not one a session can have: it holds NUL (U+0000 at index 1), which "
+        "PostgreSQL cannot store\n",
+    )
+    code, out = run("sessions", "--store", url, "list", "x" * 1025)
+    assert code == 2
+    assert out.splitlines() == [
+        f"error: PRINCIPAL {'x' * 1025!r:.60} is not one a session can have: it is 1025 characters, over the "
+        f"1024-byte limit (MAX_PRINCIPAL_BYTES)"
+    ]
+    assert not (tmp_path / "sessions.db").exists()
+    assert run("sessions", "--store", url, "list", "x" * 1024) == (0, f"0 session(s) of {'x' * 1024!r} in {url}\n")

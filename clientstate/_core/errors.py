@@ -166,11 +166,14 @@ class _StateMistake(ClientStateError):
 
 
 class StateEncodeError(_StateMistake, TypeError):
-    """A state value cannot be encoded as the state's type.
+    """A state value cannot be encoded as the state's type, or (server-stored) saved under its principal.
 
     Raised by the assignment ``slot.state = value`` (so the traceback points at
     the application's line), or by ``setup()`` when a value changed in place
-    after its assignment no longer encodes. ``state_name`` names the state.
+    after its assignment no longer encodes. For a ``server_stored`` state it is
+    also raised when the state's principal breaks the principal rule (empty,
+    NUL, a lone surrogate, over ``MAX_PRINCIPAL_BYTES``). ``state_name`` names
+    the state.
     """
 
     lead = "state {name} cannot be encoded"

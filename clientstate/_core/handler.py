@@ -201,6 +201,19 @@ class PlanHandler(Protocol):
         """Raise :class:`~clientstate.StateTooLarge` if a state encoded as ``payload`` cannot be stored."""
         ...
 
+    def check_state(self, descriptor: State[Any], value: Any) -> None:
+        """Check an assigned state ``value`` (already encoded and size-checked) for what else its save needs.
+
+        ``slot.state = value`` calls it after :meth:`check_size`, so the error
+        points at the assignment. A server-stored handler checks the state's
+        principal here.
+
+        Raises:
+            StateEncodeError: ``value`` cannot be saved by this handler (for
+                ``server_stored``: its principal breaks the principal rule).
+        """
+        ...
+
     def load_plan(
         self, descriptor: State[T], cookies: RequestCookies, now: float
     ) -> Generator[Any, Any, Loaded[T]]:

@@ -8,10 +8,10 @@ checks that it belongs to the descriptor asked for.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from clientstate._core.errors import ConfigurationError, LoadError, StateNotWritable
-from clientstate._core.handler import Loaded
+from clientstate._core.handler import Loaded, PlanHandler
 from clientstate._core.state import State
 
 if TYPE_CHECKING:
@@ -55,8 +55,11 @@ class StateSlot(Generic[T]):
         and its cookie size checked.
 
         Raises (on assignment):
-            StateEncodeError: the value does not encode as the state's type.
+            StateEncodeError: the value does not encode as the state's type,
+                or (server-stored) its principal breaks the principal rule
+                (``clientstate._handlers.server_stored.principal_problem``).
             CookieTooLarge: the state cannot fit in the handler's cookie(s).
+            StateTooLarge: (server-stored) the state is over ``max_state_bytes``.
             StateNotWritable: the response's headers were already sent, the
                 request failed, or this is a WebSocket connection (read-only).
         """
@@ -74,6 +77,8 @@ class StateSlot(Generic[T]):
             descriptor = binding.descriptor
             payload = descriptor.encode(value)
             binding.handler.check_size(descriptor, payload)
+            if binding.plans:  # a store-backed handler: what else the save needs (server_stored: the principal)
+                cast(PlanHandler, binding.handler).check_state(descriptor, value)
             self._payload = payload
         self._state = value
 

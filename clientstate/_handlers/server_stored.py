@@ -32,6 +32,11 @@ of :mod:`clientstate._core.store` and receive their results;
   session's principal (a login, a logout to anonymous) — moves the state to a
   new id; the old id becomes a tombstone that serves in-flight requests for
   ``rotation_grace`` seconds (default 10) and is dead after that.
+* **Principals.** What ``principal(state)`` returns is checked by one rule
+  (:func:`principal_problem`: a non-empty str of valid UTF-8, no NUL, at most
+  :data:`MAX_PRINCIPAL_BYTES` bytes) when the state is assigned, and again
+  before a save of a state changed in place: a principal every store keeps,
+  indexes and finds exactly, or :class:`~clientstate.StateEncodeError`.
 * **Store failures** reach the application as ``store_unavailable`` within
   the store's timeout; the cookie is kept. A save that fails is logged and
   leaves the cookie as it was.
@@ -56,6 +61,7 @@ from clientstate._core.errors import (
     ConfigurationError,
     ErrorKind,
     LoadError,
+    StateEncodeError,
     StateTooLarge,
     StoreUnavailable,
 )
@@ -70,8 +76,10 @@ from clientstate._core.value import Immutable, Value
 __all__ = [
     "DEFAULT_ABSOLUTE_TIMEOUT",
     "DEFAULT_IDLE_TIMEOUT",
+    "MAX_PRINCIPAL_BYTES",
     "ServerStored",
     "SessionRef",
+    "principal_problem",
     "server_stored",
 ]
 
@@ -91,6 +99,57 @@ log = logging.getLogger("clientstate")
 
 #: ``principal(state) -> str | None``: who a state belongs to (None: anonymous).
 Principal = Callable[[Any], "str | None"]
+
+#: The longest principal, in bytes of UTF-8: 1024.
+#:
+#: Every store keeps and indexes a principal this long losslessly, with room to
+#: spare: PostgreSQL's ``text`` column has a btree index whose entries must fit
+#: in a third of a page (2704 bytes; longer fails the write); MySQL/MariaDB's
+#: ``BLOB`` holds 65,535 bytes (longer is cut short by ``INSERT IGNORE``, so the
+#: session would be missing from its principal's list) and indexes a 255-byte
+#: prefix, the comparison being on the whole value; Redis puts the principal in
+#: the key of its index (``{prefix}p:{<principal>}``); SQLite and the memory
+#: store have no limit. A user id — a number, a UUID, an e-mail address (at
+#: most 254 characters) — is far shorter.
+MAX_PRINCIPAL_BYTES: Final = 1024
+
+
+def principal_problem(principal: object) -> str | None:
+    """Why ``principal`` cannot be a session's principal, or ``None`` when it can: the one principal rule.
+
+    A principal is a non-empty ``str`` that is valid as UTF-8 (no lone
+    surrogate, U+D800 to U+DFFF, which Python's ``json`` module produces from
+    ``"\\udcff"`` in a request body), holds no NUL (U+0000, which PostgreSQL
+    cannot store in text), and is at most :data:`MAX_PRINCIPAL_BYTES` bytes
+    of UTF-8. Every store then stores, indexes and finds it exactly.
+
+    Args:
+        principal: the candidate (what ``server_stored(principal=...)``
+            returned, or a ``Sessions`` method's argument).
+
+    Returns:
+        ``None`` if ``principal`` follows the rule; else a short English
+        reason, starting lower-case, to put in the caller's exception.
+    """
+    if not isinstance(principal, str):
+        return f"it is a {type(principal).__name__}, not a str"
+    if not principal:
+        return "it is empty"
+    if len(principal) > MAX_PRINCIPAL_BYTES:  # at least one byte of UTF-8 per character: too long already
+        return f"it is {len(principal)} characters, over the {MAX_PRINCIPAL_BYTES}-byte limit (MAX_PRINCIPAL_BYTES)"
+    try:
+        size = len(principal.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        return (
+            f"it holds a lone surrogate (U+{ord(principal[exc.start]):04X} at index {exc.start}), "
+            f"which is not valid UTF-8"
+        )
+    nul = principal.find("\x00")
+    if nul >= 0:
+        return f"it holds NUL (U+0000 at index {nul}), which PostgreSQL cannot store"
+    if size > MAX_PRINCIPAL_BYTES:
+        return f"it is {size} bytes of UTF-8, over the {MAX_PRINCIPAL_BYTES}-byte limit (MAX_PRINCIPAL_BYTES)"
+    return None
 
 
 class SessionRef(Value, frozen=True):
@@ -230,6 +289,22 @@ class ServerStored(Immutable):
                 self.max_state_bytes,
             )
 
+    def check_state(self, descriptor: State[Any], value: Any) -> None:
+        """Check that ``value``'s principal follows the principal rule (:func:`principal_problem`).
+
+        ``setup()`` calls it when the application assigns ``slot.state =
+        value`` (after the size check), so a bad principal — one that came
+        from request input, say — raises at the application's line, and
+        nothing is saved.
+
+        Raises:
+            StateEncodeError: ``server_stored(principal=...)`` returned a str
+                that is empty, holds a lone surrogate or NUL, or is longer
+                than :data:`MAX_PRINCIPAL_BYTES` bytes of UTF-8.
+            ConfigurationError: ``principal`` returned neither a str nor ``None``.
+        """
+        self._principal_of(descriptor, value)
+
     # --- load ---------------------------------------------------------------------------------
 
     def load_plan(self, descriptor: State[T], cookies: RequestCookies, now: float) -> Generator[Any, Any, Loaded[T]]:
@@ -335,6 +410,11 @@ class ServerStored(Immutable):
         Store failures are logged; a failed write leaves the cookie as it was,
         a logout (``ChangeKind.DELETE``) clears the cookie even when the store
         cannot delete the record. Nothing raises for them.
+
+        Raises (before any store operation):
+            StateEncodeError: the state to write, changed in place after its
+                assignment, has a principal :meth:`check_state` refuses.
+            ConfigurationError: ``principal`` returned neither a str nor ``None``.
         """
         session = loaded.session
         kind = change.kind
@@ -349,15 +429,17 @@ class ServerStored(Immutable):
             )
             return []
         ref = session if isinstance(session, SessionRef) else None
+        # Before any store operation: a state changed in place after its assignment may no longer have a valid
+        # principal; that raises here, as a state that no longer encodes does (StateEncodeError, nothing written).
+        principal = self._principal_of(descriptor, change.value) if kind is ChangeKind.WRITE else None
         try:
             if kind is ChangeKind.NONE:
                 return (yield from self._touch(descriptor, ref, moment))
             assert change.payload is not None
             if ref is None:
-                principal = self._principal_of(change.value)
                 record = yield from self._create(descriptor, change.payload, principal, moment, None)
                 return self._new_cookie(record)
-            return (yield from self._write(descriptor, loaded, change, ref, moment))
+            return (yield from self._write(descriptor, loaded, change, ref, principal, moment))
         except StoreUnavailable as exc:
             log.error("clientstate: state %r not saved, the store is unavailable: %s", descriptor.name, exc)
             return []
@@ -450,13 +532,17 @@ class ServerStored(Immutable):
         return None
 
     def _write(
-        self, descriptor: State[Any], loaded: Loaded[Any], change: Change, ref: SessionRef, now: int
+        self, descriptor: State[Any], loaded: Loaded[Any], change: Change, ref: SessionRef, principal: str | None,
+        now: int,
     ) -> Generator[Any, Any, list[str]]:
         """Write the state by compare-and-set (rotating the id when due); on a conflict, retry on a fresh read.
 
         See the module docstring. The fields this request changed are those
         that differ from a fresh decode of the payload it loaded (so in-place
         edits of ``loaded.state`` count), applied each time onto the latest state.
+        ``principal``: the checked principal of ``change.value`` (unused for a
+        ``REISSUE``, which keeps the record's). A merged state whose principal
+        the rule refuses is not saved (logged at warning).
         """
         assert change.payload is not None
         codec = self._codec(descriptor)
@@ -467,7 +553,8 @@ class ServerStored(Immutable):
         moved = ref.moved
         base: Any = _UNDECODED
         for _ in range(_WRITE_ATTEMPTS):
-            principal = record.principal if unrequested else self._principal_of(value)
+            if unrequested:
+                principal = record.principal
             login = self.rotate_on_principal_change and principal != record.principal
             if not unrequested and (login or (change.rotate and not moved)):
                 successor = yield from self._rotate(descriptor, record, payload, principal, now)
@@ -505,6 +592,11 @@ class ServerStored(Immutable):
                 base = descriptor.decode(loaded.payload, descriptor.version) if loaded.payload else None
             value = _merge(descriptor, base, change.value, theirs)
             payload = descriptor.encode(value)
+            try:
+                principal = self._principal_of(descriptor, value)
+            except StateEncodeError as exc:
+                log.warning("clientstate: state %r not saved: merged with a concurrent write, %s", descriptor.name, exc)
+                return []
         log.warning(
             "clientstate: state %r not saved after %d conflicting writes to one session", descriptor.name,
             _WRITE_ATTEMPTS,
@@ -534,13 +626,29 @@ class ServerStored(Immutable):
             return []
         return [self._writer.set_cookie(self.name, self._ids.sign(record.sid), record.absolute_deadline - now)]
 
-    def _principal_of(self, value: Any) -> str | None:
+    def _principal_of(self, descriptor: State[Any], value: Any) -> str | None:
+        """``value``'s principal (``None``: anonymous, or no ``principal`` function), checked by the principal rule.
+
+        Raises:
+            StateEncodeError: a str the rule refuses (:func:`principal_problem`).
+            ConfigurationError: neither a str nor ``None``.
+        """
         if self.principal is None or value is None:
             return None
         principal = self.principal(value)
-        if principal is not None and not isinstance(principal, str):
+        if principal is None:
+            return None
+        if not isinstance(principal, str):
             raise ConfigurationError(
                 f"server_stored(principal=...) returned a {type(principal).__name__}; it must return a str or None"
+            )
+        problem = principal_problem(principal)
+        if problem is not None:
+            raise StateEncodeError(
+                descriptor.name,
+                f"its principal (server_stored(principal=...) returned {principal!r:.60}) cannot be stored: "
+                f"{problem}. A principal is a non-empty str of valid UTF-8 without NUL, at most "
+                f"{MAX_PRINCIPAL_BYTES} bytes; return None for an anonymous state",
             )
         return principal
 
@@ -595,14 +703,22 @@ def server_stored(
         name: the cookie name (an RFC 9110 token; ``__Host-`` recommended).
         idle_timeout: seconds without a request before the session ends
             (default 7 days, 2 s to 2**32 s).
-        absolute_timeout: seconds after creation (or the last id rotation)
-            when the session ends whatever its activity (default 30 days); at
-            least ``idle_timeout``.
+        absolute_timeout: seconds after the session's creation when it ends
+            whatever its activity (default 30 days); at least ``idle_timeout``.
+            An id rotation (``slot.rotate_id()``) keeps the creation time and
+            this deadline; a login (a change of principal, which rotates the
+            id while ``rotate_on_principal_change``) starts a new session with
+            its own.
         touch_interval: at most one touch (idle-deadline write) per session per
             this many seconds (default a tenth of ``idle_timeout``, at least 1).
         rotation_grace: seconds an old id keeps answering after a rotation (default 10).
         principal: ``principal(state) -> str | None``, who a state belongs to
             (the logged-in user id), for listing and ending a user's sessions.
+            It must return ``None`` (anonymous) or a non-empty str of valid
+            UTF-8 without NUL and at most :data:`MAX_PRINCIPAL_BYTES` (1024)
+            bytes (:func:`principal_problem`); any other str raises
+            :class:`~clientstate.StateEncodeError` when the state is assigned
+            (or, for a state changed in place, when it is saved).
         rotate_on_principal_change: give the session a new id whenever its
             principal changes (default ``True``: a login or logout is a new id).
         attributes: ``Set-Cookie`` attributes (default ``Path=/; Secure;

@@ -18,6 +18,7 @@ from clientstate._core.flow import Plan, run_async, run_sync
 from clientstate._core.handler import Handler
 from clientstate._core.slot import StateSlot
 from clientstate._core.store import CountSessions, DeleteSessions, ListSessions, SessionInfo, Store, Sweep
+from clientstate._handlers.server_stored import MAX_PRINCIPAL_BYTES, principal_problem
 
 __all__ = ["AsyncSessions", "Sessions"]
 
@@ -40,8 +41,20 @@ def _store_of(target: object) -> Store:
 
 
 def _principal(principal: object) -> str:
-    if not isinstance(principal, str) or not principal:
-        raise ConfigurationError(f"principal must be a non-empty str, got {type(principal).__name__} {principal!r:.40}")
+    """``principal``, checked by the principal rule (:func:`principal_problem`), the one the handler saves by.
+
+    Raises:
+        ConfigurationError: ``principal`` is not a str, or is one no session
+            can have (empty, a lone surrogate, NUL, over
+            :data:`~clientstate._handlers.server_stored.MAX_PRINCIPAL_BYTES` bytes of UTF-8).
+    """
+    problem = principal_problem(principal)
+    if problem is not None:
+        raise ConfigurationError(
+            f"principal {principal!r:.60} is not one a session can have: {problem} (a principal is a non-empty "
+            f"str of valid UTF-8 without NUL, at most {MAX_PRINCIPAL_BYTES} bytes)"
+        )
+    assert isinstance(principal, str)
     return principal
 
 
@@ -107,8 +120,11 @@ class Sessions(_Plans):
             "did you mean" suggestion).
 
     Every method raises :class:`~clientstate.StoreUnavailable` when the store
-    does not answer, and ConfigurationError for a ``principal`` that is not a
-    non-empty str, a ``now`` (seconds since the epoch) that is not a finite
+    does not answer, and ConfigurationError for a ``principal`` that no session
+    can have (not a str, empty, holding a lone surrogate or NUL, or over
+    ``MAX_PRINCIPAL_BYTES``, 1024 bytes of UTF-8: the rule ``server_stored``
+    saves principals by, so every principal it saved can be listed and
+    ended), a ``now`` (seconds since the epoch) that is not a finite
     number (NaN, infinity, a ``bool`` or a ``str``), or a clock that reads one.
     The plans are shared with :class:`AsyncSessions`; only the driver differs.
     """

@@ -185,6 +185,12 @@ class LegacyPlanHandler(LegacyHandler):
 
     __slots__ = ()
 
+    def check_state(self, descriptor: State[Any], value: Any) -> None:
+        """The wrapped handler's check of an assigned state; see :meth:`PlanHandler.check_state`."""
+        inner = self.inner
+        assert isinstance(inner, PlanHandler)
+        inner.check_state(descriptor, value)
+
     @property
     def store(self) -> Any:
         """The wrapped handler's store."""

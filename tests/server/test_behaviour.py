@@ -47,7 +47,7 @@ ACCOUNT = State("account", Account)
 
 def handler(store: Store, keyring: Keyring | None = None, **options: Any) -> ServerStored:
     return server_stored(
-        store, keyring or fixed_keyring(1), name="sid", principal=lambda state: state.user, **options
+        store, keyring or fixed_keyring(1), name="sid", principal=lambda state: state.user or None, **options
     )
 
 
