@@ -486,7 +486,11 @@ class SessionStore(SessionBase):  # type: ignore[misc]
         binding = self._binding()
         if slot.writable and response.status_code < 500:
             data = getattr(self, "_session_cache", None)
-            slot.state = dict(data) if data else None
+            new = dict(data) if data else None
+            # Only what the view changed is assigned (Django marks every write modified; a nested change shows
+            # in the value): an untouched session after an ambiguous or store_unavailable load keeps its cookie.
+            if self.modified or new != slot.state:
+                slot.state = new
             if self.rotated and data and binding.plans:  # cycle_key() (login): a new server-side id
                 slot.rotate_id()
         token = _token_of(binding, _finish(binding, slot, response))

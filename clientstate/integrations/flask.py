@@ -203,10 +203,16 @@ class ClientStateSession(dict[str, Any], SessionMixin):
 
     ``modified`` is always ``True`` for Flask's sake: clientstate compares the
     dict's value with what loaded, so nothing is written unless it changed.
+    A session the view neither changed nor wrote to (no ``session[...] =``,
+    ``del``, ``clear()``, ``pop()``, ``update()``, ``setdefault()``...) is not
+    assigned back at all, so a cookie that did not load for a reason that keeps
+    it (``ambiguous``, ``store_unavailable``) is kept; a ``clear()`` is a logout
+    even then.
 
     Attributes:
         slot: the request's :class:`~clientstate.StateSlot` (``slot.error`` tells
             why a cookie did not load).
+        written: a mutating method was called on the dict this request.
     """
 
     modified = True
@@ -214,6 +220,40 @@ class ClientStateSession(dict[str, Any], SessionMixin):
     def __init__(self, slot: StateSlot[dict[str, Any]]) -> None:
         super().__init__(slot.state or {})
         self.slot = slot
+        self.written = False
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.written = True
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self.written = True
+        super().__delitem__(key)
+
+    def __ior__(self, other: Any) -> ClientStateSession:  # type: ignore[override,misc]
+        self.written = True
+        super().__ior__(other)
+        return self
+
+    def clear(self) -> None:
+        self.written = True
+        super().clear()
+
+    def pop(self, *args: Any) -> Any:
+        self.written = True
+        return super().pop(*args)
+
+    def popitem(self) -> tuple[str, Any]:
+        self.written = True
+        return super().popitem()
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        self.written = True
+        return super().setdefault(key, default)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self.written = True
+        super().update(*args, **kwargs)
 
 
 class SessionInterface(_FlaskSessionInterface):
@@ -280,7 +320,9 @@ class SessionInterface(_FlaskSessionInterface):
         if response.status_code >= 500:
             set_cookies = binding.abandon(slot)
         else:
-            slot.state = dict(session) if session else None
+            new = dict(session) if session else None
+            if session.written or new != slot.state:  # untouched: leave the slot alone (see ClientStateSession)
+                slot.state = new
             set_cookies = drive.finish_sync(binding, slot)
         for name, value in headers_to_add(response.headers.items(), set_cookies, binding):
             response.headers.add(name, value)

@@ -162,6 +162,19 @@ def test_flask_session_is_a_dict_saved_by_value() -> None:
     assert client.get("/").get_json() == {"session": {}, "error": "malformed"}
 
 
+def test_flask_session_left_alone_keeps_a_cookie_that_loaded_ambiguous() -> None:
+    # Deleting one of two copies would hand the next request to the other (perhaps planted) one.
+    app = flask_dict_app()
+    (line,) = session_lines(app.test_client().post("/put", json={"user": "ada"}))
+    both = f"{line.split(';', 1)[0]}; session=planted"
+    client = app.test_client(use_cookies=False)
+    read = client.get("/", headers={"Cookie": both})
+    assert read.get_json() == {"session": {}, "error": "ambiguous"}
+    assert session_lines(read) == []
+    (deletion,) = session_lines(client.post("/clear", headers={"Cookie": both}))  # an explicit logout clears it
+    assert "Max-Age=0" in deletion
+
+
 def test_flask_session_refuses_the_apps_own_cookie_of_that_name() -> None:
     app = flask_dict_app()
     app.testing = True  # let the ConfigurationError reach the test
@@ -246,6 +259,21 @@ def test_django_login_logout_with_the_session_engine(django_client: Any) -> None
     (deletion,) = cookie_lines(logout)
     assert deletion.startswith("sessionid=; Max-Age=0; Path=/")
     assert client.get("/session").json() == {"data": {}, "user": None}
+
+
+def test_django_session_left_alone_keeps_a_cookie_that_loaded_ambiguous(django_client: Any) -> None:
+    from django.test import Client
+
+    login = django_client.post("/auth/login", {"username": "ada", "password": "pw"}, content_type="application/json")
+    (line,) = cookie_lines(login)
+    both = f"{line.split(';', 1)[0]}; sessionid=planted"
+    fresh = Client(raise_request_exception=False)
+    read = fresh.get("/session", HTTP_COOKIE=both)
+    assert read.json() == {"data": {}, "user": None}
+    assert cookie_lines(read) == []  # ambiguous: neither copy is used, neither is deleted
+    logout = fresh.post("/auth/logout", HTTP_COOKIE=both)
+    (deletion,) = cookie_lines(logout)
+    assert deletion.startswith("sessionid=; Max-Age=0")
 
 
 def test_django_session_is_saved_by_value_and_cycle_key_keeps_the_data(django_client: Any) -> None:

@@ -103,10 +103,11 @@ def test_djangos_test_client_helpers_work_with_server_stored_sessions(server_cli
     assert client.get("/session").json() == {"data": {}, "user": None}
 
 
-def flask_app() -> flask.Flask:
+def flask_app(store: Any = None) -> flask.Flask:
     app = flask.Flask("server_stored_flask")
     app.session_interface = cs_flask.SessionInterface(
-        server_stored(MemoryStore(), fixed_keyring(1), name="session", attributes=CookieAttributes(secure=False))
+        server_stored(MemoryStore() if store is None else store, fixed_keyring(1), name="session",
+                      attributes=CookieAttributes(secure=False))
     )
 
     @app.get("/")
@@ -168,3 +169,19 @@ def test_a_signed_cookies_session_migrates_into_a_server_stored_session(server_c
         again = client.get("/session")
         assert again.json()["user"] == "ada"
         assert session_cookie(again) is None
+
+
+def test_flask_session_keeps_its_cookie_while_the_store_is_down() -> None:
+    # A view that leaves the session alone must not log anyone out because of a store blip; a clear() still does.
+    from clientstate.stores import RedisStore
+
+    up = flask_app().test_client()
+    (line,) = up.post("/add").headers.getlist("Set-Cookie")
+    cookie = line.split(";", 1)[0]
+    down = flask_app(RedisStore.from_url("redis://127.0.0.1:1/0?timeout=0.5")).test_client(use_cookies=False)
+    read = down.get("/", headers={"Cookie": cookie})
+    assert read.status_code == 200
+    assert read.get_json() == {}
+    assert read.headers.getlist("Set-Cookie") == []
+    (deletion,) = down.post("/clear", headers={"Cookie": cookie}).headers.getlist("Set-Cookie")
+    assert deletion.startswith("session=; Max-Age=0")
