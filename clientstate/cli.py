@@ -128,20 +128,20 @@ def _time_fields(issued_at: int, expires_at: int | None, now: float) -> list[tup
     ]
 
 
-def _fail(out: TextIO, error: LoadError) -> int:
-    _say(out, f"error: {error.kind.value}: {error.detail}")
+def _fail(err: TextIO, error: LoadError) -> int:
+    _say(err, f"error: {error.kind.value}: {error.detail}")
     return 1
 
 
-def _inspect(args: argparse.Namespace, out: TextIO, now: float) -> int:
+def _inspect(args: argparse.Namespace, out: TextIO, err: TextIO, now: float) -> int:
     name, value = _split_cookie(args.cookie)
     cookie_name = args.cookie_name or name
     if not value:
-        _say(out, "error: the cookie value is empty: a server reads that as no cookie at all")
+        _say(err, "error: the cookie value is empty: a server reads that as no cookie at all")
         return 1
     seen = peek(value)
     if isinstance(seen, LoadError):
-        return _fail(out, seen)
+        return _fail(err, seen)
     header = [
         ("version", f"0x{seen.mode.value:02x}"),
         ("mode", _MODE_NAMES[seen.mode]),
@@ -152,7 +152,7 @@ def _inspect(args: argparse.Namespace, out: TextIO, now: float) -> int:
         return _show_unverified(out, seen, header, now)
     if cookie_name is None or args.state_name is None:
         _say(
-            out,
+            err,
             "error: verifying needs the cookie name (pass NAME=VALUE or --cookie-name) and "
             "--state-name, which are bound into the token; or use --no-verify",
         )
@@ -160,7 +160,7 @@ def _inspect(args: argparse.Namespace, out: TextIO, now: float) -> int:
     try:
         keyring = Keyring.from_text(args.keys) if args.keys else Keyring.from_env(args.keys_env)
     except KeyFormatError as exc:
-        _say(out, f"error: keys: {exc}")
+        _say(err, f"error: keys: {exc}")
         return 2
     try:
         handler = client_stored(
@@ -174,11 +174,11 @@ def _inspect(args: argparse.Namespace, out: TextIO, now: float) -> int:
         )
         codec = handler.codec(descriptor)
     except ConfigurationError as exc:
-        _say(out, f"error: {exc}")
+        _say(err, f"error: {exc}")
         return 2
     opened = codec.open(value)
     if isinstance(opened, LoadError):
-        return _fail(out, opened)
+        return _fail(err, opened)
     fields = [
         *header,
         ("verified", f"yes, cookie {cookie_name!r}, state {args.state_name!r}, schema version {opened.schema_version}"),
@@ -191,7 +191,7 @@ def _inspect(args: argparse.Namespace, out: TextIO, now: float) -> int:
     _print_fields(out, fields)
     # The handler's own time checks, so inspect and a server agree.
     late = handler.check_times(opened.issued_at, deadline, now)
-    return 0 if late is None else _fail(out, late)
+    return 0 if late is None else _fail(err, late)
 
 
 def _same(value: Any) -> Any:
@@ -211,22 +211,39 @@ def _show_unverified(out: TextIO, seen: Peeked, header: list[tuple[str, str]], n
     return 0
 
 
-def _keygen(args: argparse.Namespace, out: TextIO) -> int:
+def _port(text: str) -> int:
+    """An argparse type: a TCP port, 0 (any free one) to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a TCP port: 0 (any free one) to 65535")
+    return port
+
+
+def _keygen(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.add_to is None:
-        key = generate_key(args.key_id, args.bytes)
+        key = generate_key(1 if args.key_id is None else args.key_id, args.bytes)
         print(key.to_text(), file=out)
         return 0
     try:
         ring = Keyring.from_text(args.add_to)
     except KeyFormatError as exc:
-        print(f"error: --add-to: {exc}", file=out)
+        print(f"error: --add-to: {exc}", file=err)
         return 2
     used = {k.key_id for k in ring.keys}
-    free = [i for i in range(256) if i not in used and i > max(used)] or [
-        i for i in range(256) if i not in used
-    ]
+    if args.key_id is not None:
+        if args.key_id in used:
+            print(f"error: --key-id {args.key_id} is already in the keyring given to --add-to", file=err)
+            return 2
+        free = [args.key_id]
+    else:
+        free = [i for i in range(256) if i not in used and i > max(used)] or [
+            i for i in range(256) if i not in used
+        ]
     if not free:
-        print("error: all 256 key ids are in use; retire a key first", file=out)
+        print("error: all 256 key ids are in use; retire a key first", file=err)
         return 2
     new = generate_key(free[0], args.bytes)
     print(f"{ring.to_text()} {new.to_text()}", file=out)
@@ -329,7 +346,7 @@ def _parser() -> argparse.ArgumentParser:
         f"Keys come from {ENV_VAR} when set, else a development key is generated.",
     )
     demo.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
-    demo.add_argument("--port", type=int, default=8000,
+    demo.add_argument("--port", type=_port, default=8000,
                       help="TCP port, 0 for any free one (default %(default)s)")
     demo.add_argument("--interface", choices=("asgi", "wsgi"), default="asgi",
                       help="asgi: uvicorn; wsgi: waitress (default %(default)s)")
@@ -347,7 +364,8 @@ def _parser() -> argparse.ArgumentParser:
         "accepts. With --add-to, print the given keyring plus a new key with the next free id, "
         "not yet current (the first step of a rotation).",
     )
-    keygen.add_argument("--key-id", type=int, default=1, help="key id, 0-255 (default %(default)s)")
+    keygen.add_argument("--key-id", type=int, default=None,
+                        help="key id, 0-255 (default 1; with --add-to, the next free id)")
     keygen.add_argument("--bytes", type=int, default=MIN_SECRET_BYTES,
                         help=f"secret length in bytes, at least {MIN_SECRET_BYTES} (default %(default)s)")
     keygen.add_argument("--add-to", metavar="KEYRING",
@@ -412,16 +430,18 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     import time
 
     stream = sys.stdout if out is None else out
+    # Errors go to stderr, so that output captured by a shell (`export CLIENTSTATE_KEYS="$(... keygen ...)"`,
+    # `sessions list --json`) is never an error message; a given `out` takes both, for tests.
+    errors = sys.stderr if out is None else out
     args = _parser().parse_args(argv)
     if args.command == "keygen":
         try:
-            return _keygen(args, stream)
+            return _keygen(args, stream, errors)
         except KeyFormatError as exc:
-            print(f"error: {exc}", file=stream)
+            print(f"error: {exc}", file=errors)
             return 2
     if args.command == "inspect":
-        return _inspect(args, stream, time.time())
+        return _inspect(args, stream, errors, time.time())
     if args.command == "sessions":
-        # errors go to stderr, so `list --json` output stays parseable (a given `out` takes both, for tests)
-        return _sessions(args, stream, sys.stderr if out is None else out, time.time())
+        return _sessions(args, stream, errors, time.time())
     return _demo(args)

@@ -184,3 +184,38 @@ def test_inspect_never_prints_a_hostile_cookies_control_characters(text: str, mo
         assert out.replace("\n", "").isprintable(), repr(out)
     code, out = run("inspect", f"cs={'%' * 3}{text}", "--state-name", "account")
     assert out.replace("\n", "").isprintable(), repr(out)
+
+
+def _cli(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "clientstate", *argv], capture_output=True, text=True, timeout=60)
+
+
+def test_errors_go_to_stderr_so_captured_output_is_never_an_error_message() -> None:
+    # export CLIENTSTATE_KEYS="$(python -m clientstate keygen --add-to ...)" must not capture an error as keys.
+    bad = _cli("keygen", "--add-to", "garbage")
+    assert (bad.returncode, bad.stdout) == (2, "")
+    assert bad.stderr.startswith("error: --add-to: ")
+    empty = _cli("inspect", "cs=")
+    assert (empty.returncode, empty.stdout) == (1, "")
+    assert "the cookie value is empty" in empty.stderr
+
+
+def test_keygen_add_to_takes_the_key_id_asked_for_or_refuses_a_used_one() -> None:
+    ring = RING_21.to_text()
+    code, out = run("keygen", "--key-id", "9", "--add-to", ring)
+    assert code == 0
+    assert [k.key_id for k in Keyring.from_text(out).keys] == [2, 1, 9]
+    code, out = run("keygen", "--key-id", "1", "--add-to", ring)
+    assert code == 2
+    assert "--key-id 1 is already in the keyring" in out
+    code, out = run("keygen", "--add-to", ring)  # no --key-id: the next free id above the highest
+    assert [k.key_id for k in Keyring.from_text(out).keys] == [2, 1, 3]
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "http"])
+def test_demo_refuses_a_port_that_is_not_one_before_printing_anything(port: str) -> None:
+    done = _cli("demo", "--port", port)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert "--port" in done.stderr
+    assert "Traceback" not in done.stderr
