@@ -282,3 +282,13 @@ def test_canonical_key_ids_and_keygen_text_still_read() -> None:
     assert (ring.current.key_id, [k.key_id for k in ring.keys]) == (10, [10, 0])
     assert Keyring.from_text(ring.to_text()).to_text() == ring.to_text()  # to_text writes canonical ids
     assert Key.from_text(f"255:{SECRET_1}").key_id == 255
+
+
+def test_max_chunks_without_chunked_is_refused_as_doing_nothing() -> None:
+    from clientstate import ConfigurationError, client_stored
+    from clientstate.testing import fixed_keyring
+
+    with pytest.raises(ConfigurationError, match=r"max_chunks=3 does nothing without chunked=True"):
+        client_stored(fixed_keyring(1), name="cs", max_chunks=3)
+    assert client_stored(fixed_keyring(1), name="cs", chunked=True, max_chunks=3).max_chunks == 3
+    assert client_stored(fixed_keyring(1), name="cs").max_chunks == 4

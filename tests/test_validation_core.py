@@ -142,7 +142,7 @@ def test_sessions_validate_their_target_clock_and_keywords() -> None:
         Sessions(MemoryStore(), clok=lambda: 0.0)  # type: ignore[call-arg]
     with pytest.raises(ConfigurationError, match="clock's reading must be a finite number"):
         Sessions(MemoryStore(), clock=lambda: math.nan).count("ada")
-    with pytest.raises(ConfigurationError, match="principal must be a non-empty str"):
+    with pytest.raises(ConfigurationError, match=r"principal .. is not one a session can have: it is empty"):
         Sessions(MemoryStore()).count("")
     assert Sessions(MemoryStore(), clock=lambda: 1_700_000_000.0).count("ada") == 0
 

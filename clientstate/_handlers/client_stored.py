@@ -299,6 +299,9 @@ def _run_validator(validate: Validator, value: Any, issued_at: int) -> LoadError
     return None if ok else LoadError(ErrorKind.REJECTED, "the application's validator refused it")
 
 
+#: ``max_chunks`` when not given.
+_DEFAULT_MAX_CHUNKS: Final = 4
+
 @checked
 def client_stored(
     keyring: Keyring,
@@ -311,7 +314,7 @@ def client_stored(
     clock_skew: int = 60,
     validate: Validator | None = None,
     chunked: bool = False,
-    max_chunks: int = 4,
+    max_chunks: int = 4,  # _DEFAULT_MAX_CHUNKS
 ) -> ClientStored:
     """Build a handler that keeps the whole state in the cookie.
 
@@ -326,10 +329,13 @@ def client_stored(
             client can read but not change the state. ``True``: encrypted with
             AES-256-GCM, the client can neither read nor change it.
         expires_in: seconds a token stays valid after it is issued (default
-            30 days; 1 s to 2**32 s); checked on the server against the
-            expires-at in the token *and* against issued-at plus this current
-            setting (``expired``). ``None``: tokens never expire (explicitly
-            asked for; a stolen cookie then works until the keys change).
+            30 days; 1 s to 2**32 s), checked on the server as issued-at plus
+            this *current* setting (``expired``) — and against an expires-at
+            when a re-issued token keeps an earlier deadline. A token carries
+            no expires-at of its own otherwise, so lengthening this setting
+            later lengthens the life of tokens already issued. ``None``: tokens
+            never expire (explicitly asked for; a stolen cookie then works
+            until the keys change).
         refresh_after: re-issue an unchanged token once it is this many
             seconds old, so active clients never reach ``expires_in``:
             ``"auto"`` (default: one day, or half of ``expires_in`` when that
@@ -350,7 +356,8 @@ def client_stored(
         ConfigurationError: an unknown argument, an argument of the wrong
             type, an invalid cookie name, a name that breaks its
             ``__Host-``/``__Secure-`` prefix rules with these attributes, an
-            invalid time setting, or ``max_chunks`` outside 2–50.
+            invalid time setting, ``max_chunks`` outside 2–50, or a
+            ``max_chunks`` other than the default without ``chunked=True``.
     """
     check_type(keyring, Keyring, "keyring", "read one with Keyring.from_env() or Keyring.from_text(...)")
     attributes = CookieAttributes() if attributes is None else attributes
@@ -371,6 +378,11 @@ def client_stored(
             )
     check_seconds(clock_skew, "clock_skew", 0, MAX_SECONDS)
     check_int(max_chunks, "max_chunks", 2, 50)
+    if not chunked and max_chunks != _DEFAULT_MAX_CHUNKS:
+        raise ConfigurationError(
+            f"max_chunks={max_chunks} does nothing without chunked=True: pass chunked=True to split a large "
+            f"state across up to {max_chunks} cookies, or leave max_chunks out"
+        )
     if validate is not None:
         check_callable(validate, "validate", "validate(state, issued_at) -> bool")
     if chunked:
