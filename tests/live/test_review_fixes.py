@@ -42,6 +42,17 @@ def sid(m: SessionManager, token: str | None) -> bytes:
     return opened[0]
 
 
+async def persisted_session(tmp_path: Path) -> tuple[FrozenClock, SQLiteStore, SessionManager, Peer]:
+    """One live session on a SQLite store (resume window 300 s, a pass every 30 s), changed once and persisted."""
+    clock = FrozenClock(T0)
+    store = SQLiteStore(str(tmp_path / "live.db"))
+    m = manager(store, clock, resume_window=300, persist_interval=30)
+    peer = await Peer(wrap(m)).open()
+    await peer.say("inc")
+    assert await m.persist() == 1
+    return clock, store, m, peer
+
+
 async def stored(store: Any, key: bytes) -> Record | None:
     record: Record | None = await perform_async(store, Get(key))
     return record
@@ -105,12 +116,7 @@ def test_a_clear_on_a_process_local_store_is_deleted_by_the_next_persist_pass_an
 
 def test_a_live_session_that_never_changes_is_touched_not_rewritten_and_survives_a_crash(tmp_path: Path) -> None:
     async def scenario() -> None:
-        clock = FrozenClock(T0)
-        store = SQLiteStore(str(tmp_path / "live.db"))
-        m = manager(store, clock, resume_window=300, persist_interval=30)
-        peer = await Peer(wrap(m)).open()
-        await peer.say("inc")
-        assert await m.persist() == 1
+        clock, store, m, peer = await persisted_session(tmp_path)
         key = sid(m, peer.token)
         first = await stored(store, key)
         assert first is not None
@@ -134,12 +140,7 @@ def test_a_live_session_that_never_changes_is_touched_not_rewritten_and_survives
 
 def test_at_disconnect_the_stored_deadline_becomes_the_resume_window(tmp_path: Path) -> None:
     async def scenario() -> None:
-        clock = FrozenClock(T0)
-        store = SQLiteStore(str(tmp_path / "live.db"))
-        m = manager(store, clock, resume_window=300, persist_interval=30)
-        peer = await Peer(wrap(m)).open()
-        await peer.say("inc")
-        assert await m.persist() == 1
+        clock, store, m, peer = await persisted_session(tmp_path)
         for _ in range(40):  # 20 minutes, persist passes every 30 s
             clock.advance(30)
             await m.persist()
@@ -373,12 +374,7 @@ def test_an_expired_token_still_reports_session_expired() -> None:
 
 def test_a_live_session_whose_record_expired_while_the_process_stood_still_is_written_anew(tmp_path: Path) -> None:
     async def scenario() -> None:
-        clock = FrozenClock(T0)
-        store = SQLiteStore(str(tmp_path / "live.db"))
-        m = manager(store, clock, resume_window=300, persist_interval=30)
-        peer = await Peer(wrap(m)).open()
-        await peer.say("inc")
-        assert await m.persist() == 1
+        clock, store, m, peer = await persisted_session(tmp_path)
         clock.advance(5000)  # no pass ran (a suspended VM): the stored record expired
         assert await m.persist() == 1  # the touch fails, so the record is written again
         record = await stored(store, sid(m, peer.token))

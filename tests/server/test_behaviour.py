@@ -45,6 +45,11 @@ class Account(msgspec.Struct):
 ACCOUNT = State("account", Account)
 
 
+def kind_of(slot: StateSlot[Any]) -> ErrorKind | None:
+    """The kind of ``slot``'s load error, ``None`` if it loaded (``assert kind_of(slot) is ErrorKind.X``)."""
+    return None if slot.error is None else slot.error.kind
+
+
 def handler(store: Store, keyring: Keyring | None = None, **options: Any) -> ServerStored:
     return server_stored(
         store, keyring or fixed_keyring(1), name="sid", principal=lambda state: state.user or None, **options
@@ -61,11 +66,24 @@ def is_deletion(lines: list[str]) -> bool:
     return len(lines) == 1 and lines[0].startswith("sid=; Max-Age=0")
 
 
-def log_in(driver: Driver, binding: Binding[Account], user: str = "ada") -> str:
-    def act(slot: StateSlot[Account]) -> None:
-        slot.state = Account(user)
+def log_in_as(driver: Driver, binding: Binding[Any], value: Any) -> str:
+    """The session cookie of a first request that assigns ``value``."""
+
+    def act(slot: StateSlot[Any]) -> None:
+        slot.state = value
 
     return cookie_of(driver.request(binding, None, act)[1])
+
+
+def log_in(driver: Driver, binding: Binding[Account], user: str = "ada") -> str:
+    return log_in_as(driver, binding, Account(user))
+
+
+def start_logged_in(driver: Driver, store: Store, **options: Any) -> tuple[FrozenClock, Binding[Account], str]:
+    """A frozen clock at T0, a binding of ``handler(store, **options)`` on it, and ada's session cookie."""
+    clock = FrozenClock(T0)
+    binding = Binding(ACCOUNT, handler(store, **options), clock)
+    return clock, binding, log_in(driver, binding)
 
 
 def visit(slot: StateSlot[Account]) -> None:
@@ -180,8 +198,7 @@ def test_touches_are_throttled_never_rewrite_the_state_and_stop_at_the_absolute_
         record = kit.raw(store, _sid(binding, cookie))
         assert record is not None
         assert record.idle_deadline <= record.absolute_deadline == T0 + 5000
-    assert slot.error is not None
-    assert slot.error.kind is ErrorKind.SESSION_EXPIRED
+    assert kind_of(slot) is ErrorKind.SESSION_EXPIRED
     assert clock() >= T0 + 5000
 
 
@@ -194,16 +211,13 @@ def _sid(binding: Binding[Any], cookie: str) -> bytes:
 
 
 def test_idle_expiry_clears_the_cookie(kit: StoreKit, store: Store, driver: Driver) -> None:
-    clock = FrozenClock(T0)
-    binding = Binding(ACCOUNT, handler(store, idle_timeout=600, absolute_timeout=3600), clock)
-    cookie = log_in(driver, binding)
+    clock, binding, cookie = start_logged_in(driver, store, idle_timeout=600, absolute_timeout=3600)
     clock.advance(599)
     assert driver.request(binding, cookie)[0].state == Account("ada")
     clock.advance(600)  # 600 s after the last touch (the touch at 599 s moved the deadline)
     slot, lines = driver.request(binding, cookie)
     assert slot.state is None
-    assert slot.error is not None
-    assert slot.error.kind is ErrorKind.SESSION_EXPIRED
+    assert kind_of(slot) is ErrorKind.SESSION_EXPIRED
     assert is_deletion(lines)
 
 
@@ -213,25 +227,20 @@ def test_idle_expiry_clears_the_cookie(kit: StoreKit, store: Store, driver: Driv
 def test_a_slow_request_finishing_after_a_logout_does_not_bring_the_session_back(
     kit: StoreKit, store: Store, driver: Driver
 ) -> None:
-    clock = FrozenClock(T0)
-    binding = Binding(ACCOUNT, handler(store), clock)
-    cookie = log_in(driver, binding)
+    _clock, binding, cookie = start_logged_in(driver, store)
     slow = driver.begin(binding, cookie)  # in flight...
     assert is_deletion(driver.request(binding, cookie, logout)[1])  # ...while the user logs out
     visit(slow)
     assert is_deletion(driver.finish(binding, slow))  # its write finds the session gone
     assert kit.rows(store) == 0
     after = driver.begin(binding, cookie)
-    assert after.error is not None
-    assert after.error.kind is ErrorKind.UNKNOWN_SESSION
+    assert kind_of(after) is ErrorKind.UNKNOWN_SESSION
 
 
 def test_a_slow_read_only_request_due_for_a_touch_does_not_resurrect_either(
     kit: StoreKit, store: Store, driver: Driver
 ) -> None:
-    clock = FrozenClock(T0)
-    binding = Binding(ACCOUNT, handler(store, idle_timeout=1000, touch_interval=10), clock)
-    cookie = log_in(driver, binding)
+    clock, binding, cookie = start_logged_in(driver, store, idle_timeout=1000, touch_interval=10)
     clock.advance(50)
     slow = driver.begin(binding, cookie)
     assert slow.loaded.session.touch_due
@@ -241,9 +250,7 @@ def test_a_slow_read_only_request_due_for_a_touch_does_not_resurrect_either(
 
 
 def test_two_writers_to_different_fields_both_persist(kit: StoreKit, store: Store, driver: Driver) -> None:
-    clock = FrozenClock(T0)
-    binding = Binding(ACCOUNT, handler(store), clock)
-    cookie = log_in(driver, binding)
+    _clock, binding, cookie = start_logged_in(driver, store)
     first, second = driver.begin(binding, cookie), driver.begin(binding, cookie)
     visit(first)
     assert second.state is not None
@@ -256,9 +263,7 @@ def test_two_writers_to_different_fields_both_persist(kit: StoreKit, store: Stor
 def test_two_writers_to_one_field_leave_a_whole_value_of_the_last(
     kit: StoreKit, store: Store, driver: Driver
 ) -> None:
-    clock = FrozenClock(T0)
-    binding = Binding(ACCOUNT, handler(store), clock)
-    cookie = log_in(driver, binding)
+    _clock, binding, cookie = start_logged_in(driver, store)
     first, second = driver.begin(binding, cookie), driver.begin(binding, cookie)
     first.state = Account("ada", items=["a", "b"])
     second.state = Account("ada", items=["c"])
@@ -321,8 +326,7 @@ def test_a_login_rotates_the_id_by_itself(kit: StoreKit, store: Store, driver: D
     # Fixation: the planted id never reaches the logged-in session, not even inside the grace period...
     planted, lines = driver.request(binding, anonymous)
     assert planted.state is None
-    assert planted.error is not None
-    assert planted.error.kind is ErrorKind.SESSION_MOVED
+    assert kind_of(planted) is ErrorKind.SESSION_MOVED
     assert lines == []  # ...and its response leaves alone the cookie the browser now holds
     assert driver.begin(binding, logged_in).state == Account("ada")
     clock.advance(11)
@@ -400,8 +404,7 @@ def test_a_row_edited_in_the_store_fails_to_load(kit: StoreKit, store: Store, dr
         cookie = "sid=" + h._ids.sign(other)
     slot = driver.begin(binding, cookie)
     assert slot.state is None
-    assert slot.error is not None
-    assert slot.error.kind is ErrorKind.AUTHENTICATION_FAILED
+    assert kind_of(slot) is ErrorKind.AUTHENTICATION_FAILED
 
 
 def test_a_changed_type_at_the_same_version_is_a_schema_mismatch(kit: StoreKit, store: Store, driver: Driver) -> None:
@@ -409,13 +412,10 @@ def test_a_changed_type_at_the_same_version_is_a_schema_mismatch(kit: StoreKit, 
         user: str
         visits: str = ""  # the same name and version, another shape
 
-    clock = FrozenClock(T0)
-    binding = Binding(ACCOUNT, handler(store), clock)
-    cookie = log_in(driver, binding)
+    clock, _binding, cookie = start_logged_in(driver, store)
     changed = Binding(State("account", AccountV2), handler(store), clock)
     slot = driver.begin(changed, cookie)
-    assert slot.error is not None
-    assert slot.error.kind is ErrorKind.SCHEMA_MISMATCH
+    assert kind_of(slot) is ErrorKind.SCHEMA_MISMATCH
 
 
 # --- keys and schema versions ---------------------------------------------------------------------
@@ -454,13 +454,6 @@ def test_an_older_schema_version_is_migrated_and_rewritten(kit: StoreKit, store:
     assert record.schema_version == 2
 
 
-def log_in_as(driver: Driver, binding: Binding[Any], value: Any) -> str:
-    def act(slot: StateSlot[Any]) -> None:
-        slot.state = value
-
-    return cookie_of(driver.request(binding, None, act)[1])
-
-
 # --- a store that does not answer -----------------------------------------------------------------
 
 
@@ -492,8 +485,7 @@ def test_a_store_outage_is_an_error_value_and_keeps_the_cookie(kit: StoreKit, st
     down = Binding(ACCOUNT, handler(DownStore()), clock)
     slot, lines = driver.request(down, cookie)
     assert slot.state is None
-    assert slot.error is not None
-    assert slot.error.kind is ErrorKind.STORE_UNAVAILABLE
+    assert kind_of(slot) is ErrorKind.STORE_UNAVAILABLE
     assert lines == []  # the cookie is kept: a blip logs nobody out
     slot, lines = driver.request(down, cookie, lambda s: setattr(s, "state", Account("ada")))
     assert lines == []  # the save fails too, is logged, and changes nothing
@@ -512,8 +504,7 @@ def test_a_tombstone_edited_to_point_at_another_session_fails_to_load(
         r, moved_to=_sid(binding, victim), idle_deadline=r.absolute_deadline, blob=b""))
     slot = driver.begin(binding, attacker)
     assert slot.state is None
-    assert slot.error is not None
-    assert slot.error.kind is ErrorKind.AUTHENTICATION_FAILED
+    assert kind_of(slot) is ErrorKind.AUTHENTICATION_FAILED
     assert driver.begin(binding, victim).state == Account("victim")
 
 
@@ -543,16 +534,13 @@ def test_a_rotation_racing_a_logout_does_not_bring_the_session_back(
     assert kit.rows(store) == 0  # the successor it created is deleted again
     after = driver.begin(binding, cookie)
     assert after.state is None
-    assert after.error is not None
-    assert after.error.kind is ErrorKind.UNKNOWN_SESSION
+    assert kind_of(after) is ErrorKind.UNKNOWN_SESSION
 
 
 def test_a_rotation_keeps_a_write_committed_while_it_was_in_flight(
     kit: StoreKit, store: Store, driver: Driver
 ) -> None:
-    clock = FrozenClock(T0)
-    binding = Binding(ACCOUNT, handler(store), clock)
-    cookie = log_in(driver, binding)
+    _clock, binding, cookie = start_logged_in(driver, store)
     rotating = driver.begin(binding, cookie)
     driver.request(binding, cookie, visit)  # committed while the rotation is in flight
     rotate(rotating)
@@ -564,9 +552,7 @@ def test_a_rotation_keeps_a_write_committed_while_it_was_in_flight(
 def test_a_rotation_that_changes_the_state_merges_with_a_concurrent_write(
     kit: StoreKit, store: Store, driver: Driver
 ) -> None:
-    clock = FrozenClock(T0)
-    binding = Binding(ACCOUNT, handler(store), clock)
-    cookie = log_in(driver, binding)
+    _clock, binding, cookie = start_logged_in(driver, store)
     rotating = driver.begin(binding, cookie)
     driver.request(binding, cookie, visit)
     assert rotating.state is not None
@@ -578,9 +564,7 @@ def test_a_rotation_that_changes_the_state_merges_with_a_concurrent_write(
 
 @pytest.mark.parametrize("edit", ["counter", "list"])
 def test_an_in_place_edit_survives_a_conflict(kit: StoreKit, store: Store, driver: Driver, edit: str) -> None:
-    clock = FrozenClock(T0)
-    binding = Binding(ACCOUNT, handler(store), clock)
-    cookie = log_in(driver, binding)
+    _clock, binding, cookie = start_logged_in(driver, store)
     slow = driver.begin(binding, cookie)
     assert slow.state is not None
     if edit == "counter":
@@ -630,8 +614,7 @@ def test_a_write_with_an_id_a_login_just_moved_is_not_saved_over_the_new_cookie(
     anonymous = log_in(driver, binding, "")
     logged_in = cookie_of(driver.request(binding, anonymous, lambda s: setattr(s, "state", Account("ada")))[1])
     late, lines = driver.request(binding, anonymous, lambda s: setattr(s, "state", s.state or Account("")))
-    assert late.error is not None
-    assert late.error.kind is ErrorKind.SESSION_MOVED
+    assert kind_of(late) is ErrorKind.SESSION_MOVED
     assert lines == []  # logged, not saved: a new session would replace the login's cookie
     assert driver.begin(binding, logged_in).state == Account("ada")
     clock.advance(11)  # past the grace: a request with that old id starts afresh
@@ -693,8 +676,7 @@ def test_after_a_failed_read_a_write_does_not_start_a_new_session(
     cookie = log_in(driver, Binding(ACCOUNT, handler(store), clock))
     blip = Binding(ACCOUNT, handler(GetFailsStore(store)), clock)
     slot, lines = driver.request(blip, cookie, lambda s: setattr(s, "state", s.state or Account("anonymous")))
-    assert slot.error is not None
-    assert slot.error.kind is ErrorKind.STORE_UNAVAILABLE
+    assert kind_of(slot) is ErrorKind.STORE_UNAVAILABLE
     assert lines == []  # not saved (logged): a new session would log the user out over a blip
     assert kit.rows(store) == 1
     assert driver.begin(Binding(ACCOUNT, handler(store), clock), cookie).state == Account("ada")
@@ -705,8 +687,7 @@ def test_a_logout_during_an_outage_clears_the_cookie(kit: StoreKit, store: Store
     cookie = log_in(driver, Binding(ACCOUNT, handler(store), clock))
     down = Binding(ACCOUNT, handler(DownStore()), clock)
     slot, lines = driver.request(down, cookie, logout)
-    assert slot.error is not None
-    assert slot.error.kind is ErrorKind.STORE_UNAVAILABLE
+    assert kind_of(slot) is ErrorKind.STORE_UNAVAILABLE
     assert is_deletion(lines)  # the record could not be deleted (logged), but this browser is logged out
     blip = Binding(ACCOUNT, handler(GetFailsStore(store)), clock)
     assert is_deletion(driver.request(blip, cookie, logout)[1])
@@ -732,9 +713,7 @@ def test_a_logout_with_the_pre_login_id_does_not_log_the_new_session_out(
 def test_a_logout_with_a_rotated_id_past_its_grace_does_not_end_the_session(
     kit: StoreKit, store: Store, driver: Driver
 ) -> None:
-    clock = FrozenClock(T0)
-    binding = Binding(ACCOUNT, handler(store), clock)
-    first = log_in(driver, binding)
+    clock, binding, first = start_logged_in(driver, store)
     second = cookie_of(driver.request(binding, first, lambda s: s.rotate_id())[1])
     clock.advance(11)
     driver.request(binding, first, logout)
@@ -744,9 +723,7 @@ def test_a_logout_with_a_rotated_id_past_its_grace_does_not_end_the_session(
 def test_a_logout_with_a_rotated_id_inside_its_grace_ends_the_session(
     kit: StoreKit, store: Store, driver: Driver
 ) -> None:
-    clock = FrozenClock(T0)
-    binding = Binding(ACCOUNT, handler(store), clock)
-    first = log_in(driver, binding)
+    _clock, binding, first = start_logged_in(driver, store)
     second = cookie_of(driver.request(binding, first, lambda s: s.rotate_id())[1])
     _, lines = driver.request(binding, first, logout)  # an in-flight request's logout is the user's logout
     assert is_deletion(lines)
@@ -756,9 +733,7 @@ def test_a_logout_with_a_rotated_id_inside_its_grace_ends_the_session(
 def test_a_slow_request_that_finishes_past_the_idle_deadline_does_not_keep_the_session(
     kit: StoreKit, store: Store, driver: Driver
 ) -> None:
-    clock = FrozenClock(T0)
-    binding = Binding(ACCOUNT, handler(store, idle_timeout=60, touch_interval=50), clock)
-    cookie = log_in(driver, binding)
+    clock, binding, cookie = start_logged_in(driver, store, idle_timeout=60, touch_interval=50)
     clock.advance(59)
 
     def slow_visit(slot: StateSlot[Account]) -> None:

@@ -10,6 +10,7 @@ their own, so that they see nothing but their own traffic.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import tempfile
@@ -270,15 +271,8 @@ def test_no_keys_or_scan_and_every_script_touches_one_key(own_server: RedisServe
 def test_no_keys_or_scan_and_every_script_touches_one_key_on_a_cluster(cluster: LocalCluster, mode: str) -> None:
     store = RedisStore(url=f"redis://{cluster.nodes[0].address}", cluster=True, prefix=f"watched-{mode}:",
                        expiry_margin=3600)
-    plains = [redis.Redis(port=node.port) for node in cluster.nodes]
-    monitors = [Monitor(node.port) for node in cluster.nodes]
-    for monitor in monitors:
-        monitor.__enter__()
-    try:
-        workload(store, mode, lambda: [plain.script_flush() for plain in plains])
-    finally:
-        for monitor in monitors:
-            monitor.__exit__()
+    plains = cluster_admins(cluster)
+    monitors = watched_workload(cluster, store, mode, plains)
     for monitor in monitors:
         check_commands(monitor.seen, cluster=True)
     scripted = [monitor for monitor in monitors if any(seen.name in ("EVAL", "EVALSHA") for seen in monitor.seen)]
@@ -588,6 +582,21 @@ def cluster_admins(cluster: LocalCluster) -> list[redis.Redis]:
     return [redis.Redis(port=node.port, socket_timeout=5) for node in cluster.nodes]
 
 
+def watched_workload(
+    cluster: LocalCluster, store: RedisStore, mode: str, admins: list[redis.Redis]
+) -> list[Monitor]:
+    """Run :func:`workload` (scripts flushed on every master midway) with a ``MONITOR`` on every node.
+
+    Returns the monitors, one per node in ``cluster.nodes`` order, stopped, with what each saw.
+    """
+    monitors = [Monitor(node.port) for node in cluster.nodes]
+    with contextlib.ExitStack() as watching:
+        for monitor in monitors:
+            watching.enter_context(monitor)
+        workload(store, mode, lambda: [admin.script_flush() for admin in admins])
+    return monitors
+
+
 def master_of(admins: list[redis.Redis], key: bytes) -> redis.Redis:
     return next(admin for admin in admins if key_slot(key) in served_slots(admin))
 
@@ -616,14 +625,7 @@ def test_with_a_hash_tag_every_command_goes_to_one_master(cluster: LocalCluster,
     store = RedisStore(url=f"redis://{cluster.nodes[0].address}", cluster=True, prefix=f"tagged-{mode}:",
                        hash_tag=f"one-{mode}", expiry_margin=3600)
     plains = cluster_admins(cluster)
-    monitors = [Monitor(node.port) for node in cluster.nodes]
-    for monitor in monitors:
-        monitor.__enter__()
-    try:
-        workload(store, mode, lambda: [plain.script_flush() for plain in plains])
-    finally:
-        for monitor in monitors:
-            monitor.__exit__()
+    monitors = watched_workload(cluster, store, mode, plains)
     ours = [[seen for seen in monitor.seen if any(arg.startswith(store.prefix.encode()) for arg in seen.args)]
             for monitor in monitors]
     home = cluster.nodes.index(next(node for node in cluster.nodes if node.port == master_of(
