@@ -13,7 +13,7 @@ import functools
 import inspect
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Final, ParamSpec, TypeVar
 
 from clientstate._core.errors import ConfigurationError
@@ -27,6 +27,8 @@ __all__ = [
     "check_seconds",
     "check_type",
     "checked",
+    "closest",
+    "did_you_mean",
     "read_clock",
     "read_clock_or",
     "signature_error",
@@ -174,12 +176,21 @@ def signature_error(
     return None
 
 
+def closest(word: str, known: Iterable[str]) -> str | None:
+    """The entry of ``known`` closest to a misspelt ``word`` (``difflib``, similarity 0.6 or more), or ``None``."""
+    close = difflib.get_close_matches(word, list(known), n=1)
+    return close[0] if close else None
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """``" (did you mean 'x'?)"`` for the entry of ``known`` closest to ``word`` (see :func:`closest`), else ``""``."""
+    close = closest(word, known)
+    return "" if close is None else f" (did you mean {close!r}?)"
+
+
 def unknown_arguments(name: str, unknown: list[str], accepted: list[str]) -> ConfigurationError:
     """The ConfigurationError for keywords ``unknown`` given to ``name()``, with "did you mean" suggestions."""
-    parts = []
-    for word in unknown:
-        close = difflib.get_close_matches(word, accepted, n=1)
-        parts.append(f"{word!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    parts = [f"{word!r}{did_you_mean(word, accepted)}" for word in unknown]
     return ConfigurationError(f"{name}() got unknown argument {', '.join(parts)}; it accepts {', '.join(accepted)}")
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
 from collections.abc import Iterable
 from typing import Final
 from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit
 
+from clientstate._core.config import closest, did_you_mean
 from clientstate._core.errors import ConfigurationError
 from clientstate._core.store import Store
 from clientstate.stores.memory import MemoryStore
@@ -36,11 +36,6 @@ _SQLITE_OPTIONS: Final = ("table", "timeout")
 _REDIS_OWN: Final = ("prefix", "hash_tag", "timeout")
 
 
-def _suggest(word: str, known: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def _check_query(url: str, scheme: str, accepted: Iterable[str]) -> dict[str, str]:
     """The URL's query parameters; ConfigurationError naming the first one not in ``accepted``."""
     known = sorted(set(accepted))
@@ -49,7 +44,7 @@ def _check_query(url: str, scheme: str, accepted: Iterable[str]) -> dict[str, st
         if name not in known:
             takes = f"it takes {', '.join(known)}" if known else "it takes none"
             raise ConfigurationError(
-                f"unknown query parameter {name!r} in a {scheme}:// store URL{_suggest(name, known)}; {takes}"
+                f"unknown query parameter {name!r} in a {scheme}:// store URL{did_you_mean(name, known)}; {takes}"
             )
         params[name] = value
     return params
@@ -63,9 +58,9 @@ _SHAPES: Final = {"memory": "memory://", "sqlite": "sqlite:///file.db", "unix": 
 def _no_scheme(url: str) -> str:
     """The message for a URL without a scheme: a suggestion when it is (close to) a scheme's name."""
     word = url.strip().lower().rstrip(":/")
-    close = difflib.get_close_matches(word, _SCHEMES, n=1, cutoff=0.6) if word else []
-    if close:
-        shape = _SHAPES.get(close[0], f"{close[0]}://host:port")
+    close = closest(word, _SCHEMES) if word else None
+    if close is not None:
+        shape = _SHAPES.get(close, f"{close}://host:port")
         return f"a store URL starts with a scheme and '://' (did you mean {shape!r}?)"
     # The text itself is not echoed: it may be a connection string holding a password.
     return f"a store URL starts with a scheme and '://', got none (known: {', '.join(_SCHEMES)})"
@@ -128,7 +123,7 @@ def _check_postgres_query(url: str, own: Iterable[str]) -> None:
             return  # another problem (a bad value): the store reports it when it connects
         name = next((k for k, _ in rest if f'"{k}"' in message), rest[0][0])
         raise ConfigurationError(
-            f"unknown query parameter {name!r} in a postgresql:// store URL{_suggest(name, (*own, *_LIBPQ))}; "
+            f"unknown query parameter {name!r} in a postgresql:// store URL{did_you_mean(name, (*own, *_LIBPQ))}; "
             f"it takes {', '.join(own)} and libpq's parameters"
         ) from None  # libpq's message is not echoed: it may quote the URL, password included
 
@@ -207,7 +202,7 @@ def store_from_url(url: str) -> Store:
     target = _OPTIONAL.get(scheme)
     if target is None:
         raise ConfigurationError(
-            f"unknown store URL scheme {scheme!r}{_suggest(scheme, _SCHEMES)} (known: {', '.join(_SCHEMES)})"
+            f"unknown store URL scheme {scheme!r}{did_you_mean(scheme, _SCHEMES)} (known: {', '.join(_SCHEMES)})"
         )
     module_name, class_name, extra = target
     try:
