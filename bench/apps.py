@@ -32,7 +32,7 @@ from clientstate import StateSlot, get_slot
 from clientstate import asgi as cs_asgi
 from clientstate import wsgi as cs_wsgi
 
-__all__ = ["KINDS", "flask_app", "starlette_app"]
+__all__ = ["KINDS", "bare_route", "flask_app", "starlette_app"]
 
 #: The kinds every app comes in, baseline first.
 KINDS: Final = ("bare", "session", "clientstate", "clientstate-encrypted")
@@ -44,9 +44,9 @@ def _check(kind: str) -> None:
         raise ValueError(f"unknown app kind {kind!r}; one of {', '.join(KINDS)}")
 
 
-def _bare_route(path: str) -> str:
-    """A route of the ``bare`` kind: the same path look-up as the session kinds, and no session."""
-    return "ok" if path in ROUTES else "not found"
+def bare_route(path: str, routes: tuple[str, ...] = ROUTES) -> str:
+    """A route of the ``bare`` kind: the same path look-up as the session kinds (over ``routes``), and no session."""
+    return "ok" if path in routes else "not found"
 
 
 def _slot_route(slot: StateSlot[Any], path: str) -> str:
@@ -97,7 +97,7 @@ def starlette_app(kind: str) -> Any:
     if kind == "bare":
 
         def route(request: Request) -> str:
-            return _bare_route(request.scope["path"])
+            return bare_route(request.scope["path"])
 
     elif kind == "session":
         from starlette.middleware.sessions import SessionMiddleware
@@ -138,7 +138,7 @@ def flask_app(kind: str) -> Any:
     if kind == "bare":
 
         def view() -> str:
-            return _bare_route(request.path)
+            return bare_route(request.path)
 
     elif kind == "session":
         app.secret_key = PEER_SECRET

@@ -36,6 +36,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
+from bench.apps import bare_route
 from bench.workload import COOKIE_NAME, PEER_SECRET, STATE, VALUE, VALUE_DICT, bump_cart, bump_cart_dict, keyring
 from clientstate import CookieAttributes, StateSlot, get_slot, server_stored
 from clientstate import asgi as cs_asgi
@@ -104,11 +105,6 @@ def cs_handler(store: Store, *, sliding: bool) -> ServerStored:
     )
 
 
-def _bare_route(path: str) -> str:
-    """A route of the ``bare`` kind: the same request-path look-up as the session kinds' routes, and no session."""
-    return "ok" if path in ROUTES else "not found"
-
-
 def _slot_route(slot: StateSlot[Any], path: str) -> str:
     if path == "/login":
         slot.state = VALUE
@@ -155,7 +151,7 @@ def starlette_app(kind: str, store: Store | None, *, sliding: bool, redis_async:
     if kind == "bare":
 
         def route(request: Request) -> str:
-            return _bare_route(request.scope["path"])
+            return bare_route(request.scope["path"], ROUTES)
 
     elif kind == "clientstate":
         assert store is not None
@@ -205,7 +201,7 @@ def flask_app(kind: str, store: Store | None, *, sliding: bool, redis_sync: Any 
     if kind == "bare":
 
         def view() -> str:
-            return _bare_route(request.path)
+            return bare_route(request.path, ROUTES)
 
     elif kind == "clientstate":
         assert store is not None
@@ -350,7 +346,7 @@ def django_app(kind: str, store: Store | None, *, sliding: bool) -> Any:
         settings.MIDDLEWARE = []
 
         def route(request: Any) -> str:
-            return _bare_route(request.path)
+            return bare_route(request.path, ROUTES)
 
     elif kind == "clientstate":
         settings.MIDDLEWARE = []
