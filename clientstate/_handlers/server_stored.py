@@ -552,9 +552,9 @@ class ServerStored(Immutable):
             return self._cookie_lines(ref, record, now)  # only the cookie is under an older key
         moved = ref.moved
         base: Any = _UNDECODED
+        if unrequested:  # a re-issue keeps the record's principal (and makes one attempt: see below)
+            principal = record.principal
         for _ in range(_WRITE_ATTEMPTS):
-            if unrequested:
-                principal = record.principal
             login = self.rotate_on_principal_change and principal != record.principal
             if not unrequested and (login or (change.rotate and not moved)):
                 successor = yield from self._rotate(descriptor, record, payload, principal, now)
