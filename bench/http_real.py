@@ -53,6 +53,7 @@ if __package__ in (None, ""):
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from bench.apps import KINDS
+from bench.machine import machine_info, machine_lines
 from bench.serve import SERVERS
 from bench.workload import COOKIE_NAME, OTHER_COOKIES, STATE, VALUE, bump_cart, child_env, handler
 
@@ -390,11 +391,10 @@ def report(args: argparse.Namespace, meta: dict[str, Any], generator: str,
     lines = [
         f"## Real HTTP — {m['date']}",
         "",
-        f"- machine: {m['cpu']}, nproc={m['nproc']} (affinity {m['affinity']}), {m['platform']}",
-        f"- CPython {m['python']}; packages: " + ", ".join(f"{k} {v}" for k, v in m["packages"].items()),
-        f"- clientstate source: git {m['git']}",
+        *machine_lines(m),
         f"- load generator: {generator}, in its own process, 1 thread, {args.connections} kept-alive "
-        f"connections, {args.duration} s per run; {args.rounds} rounds, (kind, route) runs rotated "
+        f"connections, {args.duration} s per run; {args.rounds} round{'' if args.rounds == 1 else 's'}, "
+        "(kind, route) runs rotated "
         "from round to round within each server",
         f"- loadavg at start {' '.join(f'{x:.2f}' for x in m['loadavg_start'])}, at end "
         f"{' '.join(f'{x:.2f}' for x in m['loadavg_end'])}",
@@ -477,7 +477,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print the report."""
-    from bench.run import machine_info
 
     args = parse_args(argv)
     generator, described = resolve_generator(args.load_generator)

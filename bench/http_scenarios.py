@@ -568,6 +568,29 @@ _ROLES = (
     ("change", "/change", "changes the state", True),
     ("tamper", "/read", "tampered cookie", True),
 )
+#: The peers' scenarios: a tampered cookie is ignored (an empty session), and
+#: neither Starlette nor Flask sends a Set-Cookie for it.
+_PEER_ROLES = (
+    _ROLES[1],
+    _ROLES[2],
+    ("tamper", "/read", "tampered cookie", False),
+)
+
+
+def _cookie_for(role: str, value: str) -> str | None:
+    """The request's cookie value in scenario ``role``: none, ``value`` with one character changed, or ``value``."""
+    return None if role == "no_cookie" else tamper(value) if role == "tamper" else value
+
+
+def _peer_check(role: str) -> Callable[[list[tuple[str, str]], bytes], None] | None:
+    """A peer's body check: a tampered cookie must read as anonymous; other roles check status and Set-Cookie only."""
+    if role != "tamper":
+        return None
+
+    def anonymous(headers: list[tuple[str, str]], body: bytes) -> None:
+        assert body == b"anonymous", body
+
+    return anonymous
 
 
 def build_request_cases(encrypted_extra: bool = True) -> tuple[list[RequestCase], list[str]]:
@@ -592,7 +615,7 @@ def build_request_cases(encrypted_extra: bool = True) -> tuple[list[RequestCase]
         for role, path, what, expect in _ROLES:
             if encrypted and role in ("no_cookie", "tamper"):
                 continue  # the same as authenticated: no cryptography runs / fails early
-            cookie = None if role == "no_cookie" else tamper(value) if role == "tamper" else value
+            cookie = _cookie_for(role, value)
             cases.append(_asgi_case(
                 f"asgi.clientstate{suffix.replace(' ', '.')}.{role}",
                 f"ASGI clientstate{suffix}, {what}", app, asgi_scope(path, cookie), role, expect,
@@ -610,10 +633,10 @@ def build_request_cases(encrypted_extra: bool = True) -> tuple[list[RequestCase]
 
         middleware = SessionMiddleware(starlette_inner, secret_key=PEER_SECRET)
         cookie = _starlette_cookie(middleware)
-        for role, path, what, expect in _ROLES[1:3]:
+        for role, path, what, expect in _PEER_ROLES:
             cases.append(_asgi_case(
                 f"asgi.starlette.{role}", f"ASGI Starlette SessionMiddleware, {what}", middleware,
-                asgi_scope(path, cookie), role, expect,
+                asgi_scope(path, _cookie_for(role, cookie)), role, expect, _peer_check(role),
             ))
     except ImportError as exc:
         skipped.append(f"starlette (ASGI requests): skipped, not installed ({exc})")
@@ -633,10 +656,9 @@ def build_request_cases(encrypted_extra: bool = True) -> tuple[list[RequestCase]
     wsgi_app = cs_wsgi.setup(STATE, handler(), clientstate_wsgi_inner)
     checks = _clientstate_checks(False)
     for role, path, what, expect in _ROLES:
-        cookie = None if role == "no_cookie" else tamper(token) if role == "tamper" else token
         cases.append(_wsgi_case(
             f"wsgi.clientstate.{role}", f"WSGI clientstate, {what}", wsgi_app,
-            wsgi_environ(path, cookie), role, expect, checks[role],
+            wsgi_environ(path, _cookie_for(role, token)), role, expect, checks[role],
         ))
     try:
         flask_bare, flask_sessions = flask_app(sessions=False), flask_app(sessions=True)
@@ -645,17 +667,17 @@ def build_request_cases(encrypted_extra: bool = True) -> tuple[list[RequestCase]
             "wsgi.flask.baseline", "WSGI Flask, sessions off (Flask's baseline)", flask_bare,
             wsgi_environ("/read", cookie), "baseline", False, baseline=None,
         ))
-        for role, path, what, expect in _ROLES[1:3]:
+        for role, path, what, expect in _PEER_ROLES:
             cases.append(_wsgi_case(
                 f"wsgi.flask.{role}", f"WSGI Flask session, {what}", flask_sessions,
-                wsgi_environ(path, cookie), role, expect, baseline="wsgi.flask.baseline",
+                wsgi_environ(path, _cookie_for(role, cookie)), role, expect, _peer_check(role),
+                baseline="wsgi.flask.baseline",
             ))
         flask_cs = apps.flask_app("clientstate")
-        for role, path, what, expect in _ROLES[:3]:
-            cs_cookie = None if role == "no_cookie" else token
+        for role, path, what, expect in _ROLES:
             cases.append(_wsgi_case(
                 f"flask_app.clientstate.{role}", f"WSGI Flask app + clientstate (sessions off), {what}",
-                flask_cs, wsgi_environ(path, cs_cookie), role, expect, checks[role],
+                flask_cs, wsgi_environ(path, _cookie_for(role, token)), role, expect, checks[role],
                 baseline="wsgi.flask.baseline",
             ))
     except ImportError as exc:
@@ -675,16 +697,15 @@ def _starlette_app_cases(token: str) -> list[RequestCase]:
         base, "Starlette app, bare (its baseline)", bare, asgi_scope("/read", token), "baseline",
         False, baseline=None,
     )]
-    for role, path, what, expect in _ROLES[1:3]:
+    for role, path, what, expect in _PEER_ROLES:
         cases.append(_asgi_case(
             f"starlette_app.session.{role}", f"Starlette app + SessionMiddleware, {what}", peer,
-            asgi_scope(path, peer_cookie), role, expect, baseline=base,
+            asgi_scope(path, _cookie_for(role, peer_cookie)), role, expect, _peer_check(role), baseline=base,
         ))
-    for role, path, what, expect in _ROLES[:3]:
-        cookie = None if role == "no_cookie" else token
+    for role, path, what, expect in _ROLES:
         cases.append(_asgi_case(
             f"starlette_app.clientstate.{role}", f"Starlette app + clientstate, {what}", mine,
-            asgi_scope(path, cookie), role, expect, checks[role], baseline=base,
+            asgi_scope(path, _cookie_for(role, token)), role, expect, checks[role], baseline=base,
         ))
     return cases
 

@@ -58,6 +58,7 @@ from bench.http_scenarios import (
     asgi_request,
     asgi_scope,
     bare_asgi,
+    bare_wsgi,
     build_request_cases,
     clientstate_asgi_inner,
     clientstate_token,
@@ -65,6 +66,7 @@ from bench.http_scenarios import (
     wsgi_environ,
     wsgi_request,
 )
+from bench.machine import machine_info, machine_lines
 from bench.timing import Case, run_cases
 from bench.workload import COOKIE_NAME, OTHER_COOKIES, STATE, VALUE, bump_cart, handler
 from clientstate import asgi as cs_asgi
@@ -216,6 +218,7 @@ def _request_paths() -> list[HotPath]:
             lambda: wsgi_request(wsgi_app, environ, responder),
             [
                 *shared,
+                ("bare WSGI request (baseline)", lambda: wsgi_request(bare_wsgi, environ, responder)),
                 ("WSGI request with clientstate (all)",
                  lambda: wsgi_request(wsgi_app, environ, responder)),
             ],
@@ -509,8 +512,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         child(args.child, args.iterations)
         return 0
     if args.instructions:
+        print("\n".join(["# clientstate instruction counts", "", *machine_lines(machine_info()), ""]))
         print("\n".join(instruction_report(args.ir_iterations, args.only)))
         return 0
+    print("\n".join(["# clientstate request-path profile", "", *machine_lines(machine_info()), ""]))
     wanted = args.paths.split(",")
     paths = {p.name: p for p in all_paths()}
     for name in wanted:

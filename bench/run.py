@@ -15,17 +15,12 @@ the overhead over each implementation's baseline), the Set-Cookie output of a
 from __future__ import annotations
 
 import argparse
-import datetime
 import itertools
 import json
 import os
-import platform
-import ssl
-import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -42,70 +37,11 @@ from bench.http_scenarios import (
     build_request_cases,
     check_case,
 )
+from bench.machine import machine_info, machine_lines
 from bench.timing import Case, Stats, run_cases
 from bench.workload import size_info
 
 __all__ = ["main"]
-
-PACKAGES = (
-    "clientstate", "msgspec", "cryptography", "itsdangerous", "starlette", "flask", "werkzeug",
-    "django", "litestar", "pyramid", "webob", "uvicorn", "httptools", "h11", "waitress",
-)
-
-
-# ----------------------------------------------------------------------------- machine
-
-
-def machine_info() -> dict[str, Any]:
-    """Where and with what this run happens."""
-    from cryptography.hazmat.backends.openssl.backend import backend
-
-    cpu = platform.processor() or "?"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return {
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        "cpu": cpu,
-        "nproc": os.cpu_count(),
-        "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "python_openssl": ssl.OPENSSL_VERSION,
-        "cryptography_openssl": backend.openssl_version_text(),
-        "packages": versions,
-        "git": _git_state(),
-        "loadavg_start": os.getloadavg(),
-    }
-
-
-def _git_state() -> str:
-    """``<short commit>`` of the repository, ``+ uncommitted changes in clientstate/`` if any."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "clientstate"], cwd=root, capture_output=True,
-            text=True, check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return f"{commit} + uncommitted changes in clientstate/" if dirty else commit
-
 
 # ----------------------------------------------------------------------------- results
 
@@ -237,11 +173,7 @@ class Report:
         return [
             f"## Run — {m['date']}",
             "",
-            f"- machine: {m['cpu']}, nproc={m['nproc']} (affinity {m['affinity']}), {m['platform']}",
-            f"- CPython {m['python']} ({m['python_openssl']}); cryptography links "
-            f"{m['cryptography_openssl']}",
-            "- packages: " + ", ".join(f"{k} {v}" for k, v in m["packages"].items()),
-            f"- clientstate source: git {m['git']}",
+            *machine_lines(m),
             f"- loadavg at start {_load(m['loadavg_start'])}, at end {_load(m['loadavg_end'])}",
             f"- rounds={self.args.rounds}, ~{self.args.target:g} s per timed batch, cases "
             f"interleaved round by round; figures are medians over rounds; spread = "
@@ -325,10 +257,12 @@ class Report:
             )
         lines += [
             "",
-            "overhead = median time − median time of the scenario's baseline (named in "
-            "brackets: the bare ASGI or WSGI function app, the bare Starlette app, or the Flask app "
-            "with sessions off). overhead ÷ floor (a): over floor (a)'s load (read, no cookie, "
-            "tampered) or load + save (changing).",
+            "overhead = median time − median time of the row's baseline, the row marked "
+            "\"baseline\" in its group: `ASGI …` rows over `ASGI bare app (baseline)`, `WSGI …` rows "
+            "over `WSGI bare function app (baseline)`, `Starlette app …` rows over `Starlette app, bare "
+            "(its baseline)`, `WSGI Flask …` rows over `WSGI Flask, sessions off (Flask's baseline)`. "
+            "overhead ÷ floor (a): over floor (a)'s load (read, no cookie, tampered) or load + save "
+            "(changing).",
         ]
         return lines
 

@@ -47,13 +47,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
 import gc
 import importlib.util
 import io
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -62,7 +60,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Final
 
@@ -725,23 +722,11 @@ def _same(cells: dict[str, str]) -> str:
 
 
 def machine() -> list[str]:
-    cpu = platform.processor() or "?"
-    with suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as info:
-        for line in info:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    versions = []
-    for name in PACKAGES:
-        try:
-            versions.append(f"{name} {metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            versions.append(f"{name} (not installed)")
-    return [
-        f"- date: {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M:%S UTC')}",
-        f"- machine: {cpu}, nproc={os.cpu_count()}, {platform.platform()}, Python {platform.python_version()}",
-        f"- packages: {', '.join(versions)}",
-    ]
+    """The report's top lines: date, machine, CPython, this benchmark's packages, git commit."""
+    from bench.machine import machine_info, machine_lines
+
+    meta = machine_info(PACKAGES)
+    return [f"- date: {meta['date']}", *machine_lines(meta)]
 
 
 @dataclass
