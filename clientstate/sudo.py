@@ -50,7 +50,7 @@ from typing import Any, Final, TypeVar, cast
 import msgspec
 
 from clientstate._core.binding import Clock
-from clientstate._core.config import check_callable, check_type
+from clientstate._core.config import check_callable, check_type, finite_number
 from clientstate._core.errors import ClientStateError, ConfigurationError
 from clientstate._core.handler import Loaded
 from clientstate._core.slot import StateSlot, get_slot
@@ -132,12 +132,16 @@ def _replace(value: T, field: str, new: float | None) -> T:
     raise SudoStateError(f"sudo-until needs a msgspec.Struct, a dataclass or a dict, got {type(value).__name__}")
 
 
-def _check_window(max_window: float) -> float:
-    if isinstance(max_window, bool) or not isinstance(max_window, int | float) or not (
-        math.isfinite(max_window) and max_window > 0
-    ):
-        raise ConfigurationError(f"max_window must be a finite number of seconds > 0, got {max_window!r}")
-    return max_window
+def check_max_window(max_window: object, label: str = "max_window") -> float:
+    """``max_window`` as a float if it is a finite number of seconds above 0; the integrations' check too.
+
+    Raises:
+        ConfigurationError: not an ``int``/``float`` (a ``bool`` included), NaN, infinite, zero or negative;
+            the message names ``label``.
+    """
+    if not finite_number(max_window) or max_window <= 0:
+        raise ConfigurationError(f"{label} must be a finite number of seconds > 0, got {max_window!r}")
+    return float(max_window)
 
 
 def _check_guard(
@@ -149,7 +153,7 @@ def _check_guard(
     """
     check_callable(target, label, shape)
     _check_field(field)
-    _check_window(max_window)
+    check_max_window(max_window)
     if deny is not None:
         check_callable(deny, "deny", f"{deny_shape or shape} or None")
 
@@ -180,10 +184,10 @@ def grant(
             ``now`` is not a finite number; ``field`` is not a non-empty str.
         SudoStateError: ``value`` is not a Struct, dataclass or dict, or has no ``field``.
     """
-    _check_window(max_window)
+    check_max_window(max_window)
     if not math.isfinite(_check_now(now)):
         raise ConfigurationError(f"now must be a finite number of seconds since the epoch, got {now!r}")
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not math.isfinite(seconds) or seconds <= 0:
+    if not finite_number(seconds) or seconds <= 0:
         raise ConfigurationError(f"sudo window must be a finite number of seconds > 0, got {seconds!r}")
     if seconds > max_window:
         raise ConfigurationError(f"sudo window of {seconds} s is longer than max_window ({max_window} s)")
@@ -204,7 +208,7 @@ def _until(value: Any, now: float, field: str, max_window: float) -> float | Non
     """The instant elevation ends, if ``value`` is elevated at ``now`` within ``max_window``; else ``None``."""
     _check_now(now)
     _check_field(field)
-    _check_window(max_window)
+    check_max_window(max_window)
     if value is None:
         return None
     until = _read(value, field)

@@ -14,7 +14,7 @@ import inspect
 import logging
 import math
 from collections.abc import Callable, Iterable
-from typing import Any, Final, ParamSpec, TypeVar
+from typing import Any, Final, ParamSpec, TypeGuard, TypeVar
 
 from clientstate._core.errors import ConfigurationError
 
@@ -29,6 +29,7 @@ __all__ = [
     "checked",
     "closest",
     "did_you_mean",
+    "finite_number",
     "read_clock",
     "read_clock_or",
     "signature_error",
@@ -58,13 +59,18 @@ def check_seconds(value: object, label: str, low: int = 1, high: int = MAX_SECON
     return check_int(value, label, low, high, "seconds")
 
 
+def finite_number(value: object) -> TypeGuard[int | float]:
+    """Whether ``value`` is a finite ``int`` or ``float``: not a ``bool`` (an ``int`` to Python), NaN or an infinity."""
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+
+
 def check_finite(value: object, label: str) -> float:
-    """``value`` as a float if it is a finite ``int`` or ``float`` (not ``bool``, NaN or infinity).
+    """``value`` as a float if it is a finite ``int`` or ``float`` (see :func:`finite_number`).
 
     Raises:
         ConfigurationError: ``value`` is not a number, is a ``bool``, or is NaN or infinite.
     """
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if not finite_number(value):
         raise ConfigurationError(f"{label} must be a finite number, got {type(value).__name__} {value!r:.60}")
     return float(value)
 
@@ -87,7 +93,7 @@ def read_clock(
     now = clock()
     if type(now) is float and math.isfinite(now):  # time.time(): one type check, one isfinite
         return now
-    if isinstance(now, bool) or not isinstance(now, int | float) or not math.isfinite(now):
+    if not finite_number(now):
         raise ConfigurationError(
             f"{label} returned {now!r:.60}: it must return {unit} as a finite number"
         )

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
 from collections.abc import Callable, Sequence
 from typing import Any, Final, ParamSpec, TypeVar, cast
 
 from clientstate import sudo
-from clientstate._core.errors import ConfigurationError
 from clientstate._core.handler import AnyHandler
 from clientstate._core.slot import StateSlot
 from clientstate.legacy import LegacyCookie, accept_legacy
@@ -26,12 +24,12 @@ SUDO_REQUIRED: Final = "sudo_required"
 
 
 def check_window(max_window: object) -> float:
-    """``max_window`` if it is a finite number of seconds > 0; else ConfigurationError."""
-    if isinstance(max_window, bool) or not isinstance(max_window, int | float) or not (
-        math.isfinite(max_window) and max_window > 0
-    ):
-        raise ConfigurationError(f"sudo_max_window must be a finite number of seconds > 0, got {max_window!r}")
-    return float(max_window)
+    """``sudo_max_window`` as a float if it is a finite number of seconds > 0 (:func:`sudo.check_max_window`).
+
+    Raises:
+        ConfigurationError: it is not; the message names ``sudo_max_window``.
+    """
+    return sudo.check_max_window(max_window, "sudo_max_window")
 
 
 def elevated(slot: StateSlot[Any], max_window: float) -> bool:

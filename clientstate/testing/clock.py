@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import math
+from clientstate._core.config import finite_number
 
 __all__ = ["FrozenClock"]
 
@@ -28,7 +28,7 @@ class FrozenClock:
 
     @staticmethod
     def _check(value: float) -> float:
-        if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        if not finite_number(value):
             raise ValueError(f"clock values must be finite numbers of seconds, got {value!r}")
         return value
 
