@@ -484,7 +484,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]
         if slot is None:
             return
         binding = self._binding()
-        if slot.writable and response.status_code < 500:
+        if slot.writable and not drive.failed(response.status_code):  # a 5xx commits nothing (see _finish)
             data = getattr(self, "_session_cache", None)
             new = dict(data) if data else None
             # Only what the view changed is assigned (Django marks every write modified; a nested change shows

@@ -317,13 +317,12 @@ class SessionInterface(_FlaskSessionInterface):
         binding, slot = self.binding, session.slot
         if not slot.writable:  # already saved (Flask finalising an error response)
             return
-        if response.status_code >= 500:
-            set_cookies = binding.abandon(slot)
-        else:
+        status = response.status_code
+        if not drive.failed(status):  # a failed (5xx) request commits nothing: finish_sync abandons it
             new = dict(session) if session else None
             if session.written or new != slot.state:  # untouched: leave the slot alone (see ClientStateSession)
                 slot.state = new
-            set_cookies = drive.finish_sync(binding, slot)
+        set_cookies = drive.finish_sync(binding, slot, status)
         for name, value in headers_to_add(response.headers.items(), set_cookies, binding):
             response.headers.add(name, value)
 
