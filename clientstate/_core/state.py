@@ -39,6 +39,11 @@ _NAME = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 #: The highest schema version accepted.
 MAX_SCHEMA_VERSION = 2**31 - 1
 
+# What msgspec (and the values' own code) raise for a value that does not encode, or bytes that do not
+# decode as the type; RecursionError for a value that contains itself or nests too deep.
+_ENCODE_ERRORS: Final = (msgspec.EncodeError, TypeError, ValueError, ArithmeticError, RecursionError)
+_DECODE_ERRORS: Final = (msgspec.DecodeError, TypeError, ValueError, ArithmeticError, RecursionError)
+
 
 def _type_name(value: object) -> str:
     return type(value).__name__
@@ -372,13 +377,13 @@ class State(Immutable, Generic[T]):
         """
         try:
             payload = self._encoder.encode(value)  # the common case of _encode, inlined
-        except (msgspec.EncodeError, TypeError, ValueError, ArithmeticError, RecursionError):
+        except _ENCODE_ERRORS:
             payload = self._encode(value)[0]
         if value is None:
             raise StateEncodeError(self.name, "None means 'no state' and cannot be encoded")
         try:
             self._decoder.decode(payload)
-        except (msgspec.DecodeError, TypeError, ValueError, ArithmeticError, RecursionError) as exc:
+        except _DECODE_ERRORS as exc:
             raise StateEncodeError(self.name, str(exc)) from None
         return payload
 
@@ -396,14 +401,14 @@ class State(Immutable, Generic[T]):
             raise StateEncodeError(
                 self.name, "the value contains itself (a reference cycle) or nests too deep to encode"
             ) from None
-        except (msgspec.EncodeError, TypeError, ValueError, ArithmeticError) as exc:
+        except _ENCODE_ERRORS as exc:  # RecursionError is caught above, with its own message
             raise StateEncodeError(self.name, str(exc)) from None
 
     def _check(self, payload: bytes) -> None:
         """Raise :class:`StateEncodeError` unless ``payload`` decodes strictly as the type."""
         try:
             self._decoder.decode(payload)
-        except (msgspec.DecodeError, TypeError, ValueError, ArithmeticError, RecursionError) as exc:
+        except _DECODE_ERRORS as exc:
             raise StateEncodeError(self.name, str(exc)) from None
 
     def changed(self, loaded_payload: bytes | None, value: T, checked: bytes | None = None) -> bytes | None:
@@ -450,7 +455,7 @@ class State(Immutable, Generic[T]):
         if version is None or version == self.version:
             try:
                 return self._decoder.decode(payload)
-            except (msgspec.DecodeError, ValueError, TypeError, ArithmeticError, RecursionError) as exc:
+            except _DECODE_ERRORS as exc:
                 return LoadError(ErrorKind.STATE_DECODE, str(exc))
         for migration in self.migrations:
             if migration.version == version:
@@ -460,7 +465,7 @@ class State(Immutable, Generic[T]):
     def _migrate(self, migration: Migration[T], payload: bytes) -> T | LoadError:
         try:
             old = self._decoders[migration.version].decode(payload)
-        except (msgspec.DecodeError, ValueError, TypeError, ArithmeticError, RecursionError) as exc:
+        except _DECODE_ERRORS as exc:
             return LoadError(
                 ErrorKind.STATE_DECODE, f"as schema version {migration.version}: {exc}"
             )
