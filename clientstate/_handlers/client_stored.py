@@ -302,6 +302,7 @@ def _run_validator(validate: Validator, value: Any, issued_at: int) -> LoadError
 #: ``max_chunks`` when not given.
 _DEFAULT_MAX_CHUNKS: Final = 4
 
+
 @checked
 def client_stored(
     keyring: Keyring,
@@ -314,7 +315,7 @@ def client_stored(
     clock_skew: int = 60,
     validate: Validator | None = None,
     chunked: bool = False,
-    max_chunks: int = 4,  # _DEFAULT_MAX_CHUNKS
+    max_chunks: int = _DEFAULT_MAX_CHUNKS,
 ) -> ClientStored:
     """Build a handler that keeps the whole state in the cookie.
 

@@ -77,6 +77,7 @@ __all__ = [
     "DEFAULT_ABSOLUTE_TIMEOUT",
     "DEFAULT_IDLE_TIMEOUT",
     "MAX_PRINCIPAL_BYTES",
+    "PRINCIPAL_RULE",
     "ServerStored",
     "SessionRef",
     "principal_problem",
@@ -112,6 +113,8 @@ Principal = Callable[[Any], "str | None"]
 #: store have no limit. A user id — a number, a UUID, an e-mail address (at
 #: most 254 characters) — is far shorter.
 MAX_PRINCIPAL_BYTES: Final = 1024
+#: The principal rule in words, for the messages of whatever refuses a principal.
+PRINCIPAL_RULE: Final = f"a non-empty str of valid UTF-8 without NUL, at most {MAX_PRINCIPAL_BYTES} bytes"
 
 
 def principal_problem(principal: object) -> str | None:
@@ -647,8 +650,7 @@ class ServerStored(Immutable):
             raise StateEncodeError(
                 descriptor.name,
                 f"its principal (server_stored(principal=...) returned {principal!r:.60}) cannot be stored: "
-                f"{problem}. A principal is a non-empty str of valid UTF-8 without NUL, at most "
-                f"{MAX_PRINCIPAL_BYTES} bytes; return None for an anonymous state",
+                f"{problem}. A principal is {PRINCIPAL_RULE}; return None for an anonymous state",
             )
         return principal
 

@@ -18,7 +18,7 @@ from clientstate._core.flow import Plan, run_async, run_sync
 from clientstate._core.handler import Handler
 from clientstate._core.slot import StateSlot
 from clientstate._core.store import CountSessions, DeleteSessions, ListSessions, SessionInfo, Store, Sweep
-from clientstate._handlers.server_stored import MAX_PRINCIPAL_BYTES, principal_problem
+from clientstate._handlers.server_stored import PRINCIPAL_RULE, principal_problem
 
 __all__ = ["AsyncSessions", "Sessions"]
 
@@ -51,8 +51,7 @@ def _principal(principal: object) -> str:
     problem = principal_problem(principal)
     if problem is not None:
         raise ConfigurationError(
-            f"principal {principal!r:.60} is not one a session can have: {problem} (a principal is a non-empty "
-            f"str of valid UTF-8 without NUL, at most {MAX_PRINCIPAL_BYTES} bytes)"
+            f"principal {principal!r:.60} is not one a session can have: {problem} (a principal is {PRINCIPAL_RULE})"
         )
     assert isinstance(principal, str)
     return principal
