@@ -5,14 +5,13 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Iterable
-from typing import Final
+from typing import Any, Final
 from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit
 
 from clientstate._core.config import closest, did_you_mean
 from clientstate._core.errors import ConfigurationError
 from clientstate._core.store import Store
 from clientstate.stores.memory import MemoryStore
-from clientstate.stores.sql import DEFAULT_TABLE
 from clientstate.stores.sqlite import SQLiteStore
 
 __all__ = ["store_from_url"]
@@ -36,11 +35,11 @@ _SQLITE_OPTIONS: Final = ("table", "timeout")
 _REDIS_OWN: Final = ("prefix", "hash_tag", "timeout")
 
 
-def _check_query(url: str, scheme: str, accepted: Iterable[str]) -> dict[str, str]:
-    """The URL's query parameters; ConfigurationError naming the first one not in ``accepted``."""
+def _check_query(query: str, scheme: str, accepted: Iterable[str]) -> dict[str, str]:
+    """The parameters of a URL's ``query``; ConfigurationError naming the first one not in ``accepted``."""
     known = sorted(set(accepted))
     params: dict[str, str] = {}
-    for name, value in parse_qsl(urlsplit(url).query, keep_blank_values=True):
+    for name, value in parse_qsl(query, keep_blank_values=True):
         if name not in known:
             takes = f"it takes {', '.join(known)}" if known else "it takes none"
             raise ConfigurationError(
@@ -178,27 +177,29 @@ def store_from_url(url: str) -> Store:
         raise ConfigurationError(_no_scheme(url))
     _check_repeats(parts.query, scheme)
     if scheme == "memory":
-        _check_query(url, scheme, ())
+        _check_query(parts.query, scheme, ())
         if parts.netloc or parts.path:
             what = "a host" if parts.netloc else "a path"
             raise ConfigurationError(f"a memory:// store URL names no host or path, got {what}: write memory://")
         return MemoryStore()
     if scheme == "sqlite":
-        params = _check_query(url, scheme, _SQLITE_OPTIONS)
+        params = _check_query(parts.query, scheme, _SQLITE_OPTIONS)
         path = unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)
         if parts.netloc or not path:
             raise ConfigurationError(
                 "a SQLite store URL is sqlite:///relative/file.db or sqlite:////absolute/file.db"
             )
-        timeout: float = 5.0
+        options: dict[str, Any] = {}  # what the URL gives; SQLiteStore's own defaults for the rest
+        if "table" in params:
+            options["table"] = params["table"]
         if "timeout" in params:
             try:
-                timeout = float(params["timeout"])
+                options["timeout"] = float(params["timeout"])
             except ValueError:
                 raise ConfigurationError(
                     f"timeout in a SQLite URL must be a number, got {params['timeout']!r}"
                 ) from None
-        return SQLiteStore(path, table=params.get("table", DEFAULT_TABLE), timeout=timeout)
+        return SQLiteStore(path, **options)
     target = _OPTIONAL.get(scheme)
     if target is None:
         raise ConfigurationError(
@@ -212,7 +213,7 @@ def store_from_url(url: str) -> Store:
             f"{scheme}:// stores need pip install 'clientstate[{extra}]' ({exc})"
         ) from exc
     if extra == "redis":
-        _check_query(url, scheme, _redis_parameters())
+        _check_query(parts.query, scheme, _redis_parameters())
         _check_redis_target(parts, scheme)
     elif extra == "postgres":
         _check_postgres_query(url, getattr(module, "_STORE_OPTIONS", ()))
