@@ -478,6 +478,11 @@ def _cookie_value(header: str) -> str:
     return value.strip()
 
 
+def _anonymous(headers: list[tuple[str, str]], body: bytes) -> None:
+    """The app answered as for a request without a session."""
+    assert body == b"anonymous", body
+
+
 def _clientstate_checks(
     encrypted: bool,
 ) -> dict[str, Callable[[list[tuple[str, str]], bytes], None]]:
@@ -495,12 +500,9 @@ def _clientstate_checks(
         (header,) = set_cookies(headers)
         assert _cookie_value(header) == "", header
         assert "Max-Age=0" in header, header
-        assert body == b"anonymous", body
+        _anonymous(headers, body)
 
-    def anonymous(headers: list[tuple[str, str]], body: bytes) -> None:
-        assert body == b"anonymous", body
-
-    return {"read": read, "change": change, "tamper": deleted, "no_cookie": anonymous}
+    return {"read": read, "change": change, "tamper": deleted, "no_cookie": _anonymous}
 
 
 def clientstate_token(encrypted: bool) -> str:
@@ -584,13 +586,7 @@ def _cookie_for(role: str, value: str) -> str | None:
 
 def _peer_check(role: str) -> Callable[[list[tuple[str, str]], bytes], None] | None:
     """A peer's body check: a tampered cookie must read as anonymous; other roles check status and Set-Cookie only."""
-    if role != "tamper":
-        return None
-
-    def anonymous(headers: list[tuple[str, str]], body: bytes) -> None:
-        assert body == b"anonymous", body
-
-    return anonymous
+    return _anonymous if role == "tamper" else None
 
 
 def build_request_cases(encrypted_extra: bool = True) -> tuple[list[RequestCase], list[str]]:

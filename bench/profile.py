@@ -511,11 +511,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.child:
         child(args.child, args.iterations)
         return 0
+    title = "instruction counts" if args.instructions else "request-path profile"
+    print("\n".join([f"# clientstate {title}", "", *machine_lines(machine_info()), ""]))
     if args.instructions:
-        print("\n".join(["# clientstate instruction counts", "", *machine_lines(machine_info()), ""]))
         print("\n".join(instruction_report(args.ir_iterations, args.only)))
         return 0
-    print("\n".join(["# clientstate request-path profile", "", *machine_lines(machine_info()), ""]))
     wanted = args.paths.split(",")
     paths = {p.name: p for p in all_paths()}
     for name in wanted:
